@@ -1,0 +1,28 @@
+// disranker: one binary, one subcommand per stage. Errors from the library arrive as disranker::Error with
+// "file:line: field: what is wrong"; they are printed and the process exits with status 1.
+#include <iostream>
+
+#include "cli/command.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"DisRanker: distil an LLM's relevance judgement into a fast BERT ranker for web search"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "disranker 0.1.0");
+  disranker::cli::register_eval(app);
+  disranker::cli::register_compare(app);
+  disranker::cli::register_index(app);
+  disranker::cli::register_retrieve(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const disranker::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

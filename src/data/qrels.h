@@ -1,0 +1,23 @@
+// TREC qrels: `qid iteration docid grade`, whitespace-separated. The iteration column is ignored (as trec_eval
+// does); a (qid, docid) pair may appear once.
+#pragma once
+
+#include <map>
+#include <string>
+#include <unordered_map>
+
+namespace disranker {
+
+struct Qrels {
+  // qid -> docid -> grade. Ordered by qid so that per-query output is stable (trec_eval prints qids in order).
+  std::map<std::string, std::unordered_map<std::string, int>> by_query;
+
+  // The grade of a document, or nullptr when it was not judged.
+  const int* grade(const std::string& qid, const std::string& docid) const;
+  std::size_t num_judgments() const;
+};
+
+Qrels read_qrels(const std::string& path);
+void write_qrels(const std::string& path, const Qrels& qrels);
+
+}  // namespace disranker

@@ -1,0 +1,102 @@
+#include "data/tsv.h"
+
+#include <charconv>
+#include <cmath>
+#include <string>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/utf8.h"
+
+namespace disranker {
+namespace {
+
+void check_row(const std::string& path, std::size_t line, const std::vector<std::string>& column_names,
+               const std::vector<std::string_view>& fields, const char* separator_name) {
+  if (fields.size() != column_names.size()) {
+    throw Error(path, line, "",
+                "expected " + std::to_string(column_names.size()) + " " + separator_name + "-separated columns (" +
+                    [&] {
+                      std::string joined;
+                      for (const auto& name : column_names) joined += (joined.empty() ? "" : ", ") + name;
+                      return joined;
+                    }() +
+                    "), found " + std::to_string(fields.size()));
+  }
+  for (std::size_t c = 0; c < fields.size(); ++c) {
+    const auto bad = find_invalid_utf8(fields[c]);
+    if (bad != std::string_view::npos) {
+      throw Error(path, line, column_names[c], "invalid UTF-8 at byte " + std::to_string(bad) + " of the field");
+    }
+  }
+}
+
+}  // namespace
+
+void read_tsv(const std::string& path, const std::vector<std::string>& column_names,
+              const std::function<void(const TsvRow&)>& on_row) {
+  std::vector<std::string_view> fields;
+  for_each_line(path, [&](std::size_t line, std::string_view text) {
+    if (text.empty()) throw Error(path, line, "", "empty line");
+    fields.clear();
+    std::size_t start = 0;
+    while (true) {
+      const auto tab = text.find('\t', start);
+      fields.push_back(text.substr(start, tab == std::string_view::npos ? std::string_view::npos : tab - start));
+      if (tab == std::string_view::npos) break;
+      start = tab + 1;
+    }
+    check_row(path, line, column_names, fields, "tab");
+    on_row(TsvRow{line, fields});
+  });
+}
+
+void read_whitespace_columns(const std::string& path, const std::vector<std::string>& column_names,
+                             const std::function<void(const TsvRow&)>& on_row) {
+  std::vector<std::string_view> fields;
+  for_each_line(path, [&](std::size_t line, std::string_view text) {
+    fields.clear();
+    std::size_t i = 0;
+    while (i < text.size()) {
+      while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+      if (i >= text.size()) break;
+      const std::size_t start = i;
+      while (i < text.size() && text[i] != ' ' && text[i] != '\t') ++i;
+      fields.push_back(text.substr(start, i - start));
+    }
+    if (fields.empty()) throw Error(path, line, "", "empty line");
+    check_row(path, line, column_names, fields, "whitespace");
+    on_row(TsvRow{line, fields});
+  });
+}
+
+double parse_double_field(std::string_view text, const std::string& path, std::size_t line,
+                          const std::string& field) {
+  double value = 0;
+  const auto* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec != std::errc() || ptr != end) {
+    throw Error(path, line, field, "not a number: '" + std::string(text) + "'");
+  }
+  if (!std::isfinite(value)) throw Error(path, line, field, "not a finite number: '" + std::string(text) + "'");
+  return value;
+}
+
+long long parse_int_field(std::string_view text, const std::string& path, std::size_t line,
+                          const std::string& field) {
+  long long value = 0;
+  const auto* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec != std::errc() || ptr != end) {
+    throw Error(path, line, field, "not an integer: '" + std::string(text) + "'");
+  }
+  return value;
+}
+
+void check_writable_field(std::string_view text, const std::string& path, const std::string& field) {
+  if (text.find_first_of("\t\n\r") != std::string_view::npos) {
+    throw Error(path, 0, field, "contains a tab or newline and cannot be written: '" + std::string(text) + "'");
+  }
+}
+
+}  // namespace disranker
