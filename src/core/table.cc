@@ -9,6 +9,7 @@ namespace {
 
 bool looks_numeric(const std::string& cell) {
   if (cell.empty()) return false;
+  if (cell == "-") return true;  // an undefined value sits in a numeric column
   char* end = nullptr;
   std::strtod(cell.c_str(), &end);
   return end == cell.c_str() + cell.size();

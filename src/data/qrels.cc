@@ -33,12 +33,25 @@ Qrels read_qrels(const std::string& path) {
       throw Error(path, row.line, "grade", "grade out of range [-1000, 1000]: " + std::to_string(grade));
     }
     const auto [it, inserted] = qrels.by_query[qid].emplace(docid, static_cast<int>(grade));
-    if (!inserted) throw Error(path, row.line, "docid", "duplicate judgment for query '" + qid + "', doc '" + docid + "'");
+    if (!inserted)
+      throw Error(path, row.line, "docid", "duplicate judgment for query '" + qid + "', doc '" + docid + "'");
   });
   return qrels;
 }
 
 void write_qrels(const std::string& path, const Qrels& qrels) {
+  // Everything the reader would reject is rejected before the file is touched.
+  for (const auto& [qid, docs] : qrels.by_query) {
+    check_writable_id(qid, path, "qid");
+    for (const auto& [docid, grade] : docs) {
+      check_writable_id(docid, path, "docid");
+      if (grade < -1000 || grade > 1000) {
+        throw Error(path, 0, "grade",
+                    "grade out of range [-1000, 1000] for query '" + qid + "', doc '" + docid +
+                        "': " + std::to_string(grade));
+      }
+    }
+  }
   write_file_atomically(path, [&](std::ostream& out) {
     for (const auto& [qid, docs] : qrels.by_query) {
       // Sorted by docid so that the file is deterministic whatever the hash map's order.

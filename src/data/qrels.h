@@ -1,5 +1,6 @@
-// TREC qrels: `qid iteration docid grade`, whitespace-separated. The iteration column is ignored (as trec_eval
-// does); a (qid, docid) pair may appear once.
+// TREC qrels: `qid iteration docid grade`, whitespace-separated. The iteration column is ignored (as
+// trec_eval does); a (qid, docid) pair may appear once; grades are integers in [-1000, 1000]. An empty file
+// is an empty Qrels. The writer rejects empty ids and ids with whitespace before it touches the file.
 #pragma once
 
 #include <map>
@@ -9,7 +10,8 @@
 namespace disranker {
 
 struct Qrels {
-  // qid -> docid -> grade. Ordered by qid so that per-query output is stable (trec_eval prints qids in order).
+  // qid -> docid -> grade. Ordered by qid so that per-query output is stable (trec_eval prints qids in
+  // order).
   std::map<std::string, std::unordered_map<std::string, int>> by_query;
 
   // The grade of a document, or nullptr when it was not judged.

@@ -24,10 +24,8 @@ Queries read_queries(const std::string& path) {
   std::unordered_map<std::string, std::size_t> first_line;
   read_tsv(path, {"qid", "query"}, [&](const TsvRow& row) {
     const std::string id(row.fields[0]);
-    if (id.empty()) throw Error(path, row.line, "qid", "empty query id");
-    if (row.fields[1].find_first_not_of(' ') == std::string_view::npos) {
-      throw Error(path, row.line, "query", "empty query text");
-    }
+    check_id_field(id, path, row.line, "qid");
+    if (is_blank(row.fields[1])) throw Error(path, row.line, "query", "empty query text");
     const auto [it, inserted] = first_line.emplace(id, row.line);
     if (!inserted) {
       throw Error(path, row.line, "qid",
@@ -39,9 +37,11 @@ Queries read_queries(const std::string& path) {
 }
 
 void write_queries(const std::string& path, const Queries& queries) {
+  // Everything the reader would reject is rejected before the file is touched.
   for (const auto& q : queries.items()) {
-    check_writable_field(q.id, path, "qid");
+    check_writable_id(q.id, path, "qid");
     check_writable_field(q.text, path, "query");
+    if (is_blank(q.text)) throw Error(path, 0, "query", "empty query text for query '" + q.id + "'");
   }
   write_file_atomically(path, [&](std::ostream& out) {
     for (const auto& q : queries.items()) out << q.id << '\t' << q.text << '\n';

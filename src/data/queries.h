@@ -1,4 +1,6 @@
-// Queries TSV: `qid<TAB>query`, one per line. Ids are unique; the text must not be empty.
+// Queries TSV: `qid<TAB>query`, one per line. Ids are unique and hold no whitespace (they must match the qids
+// of TREC qrels and runs); the text must not be empty or blank. The writer checks the same rules before it
+// writes.
 #pragma once
 
 #include <string>

@@ -1,8 +1,10 @@
 #include "data/run.h"
 
 #include <algorithm>
-#include <cstdio>
+#include <charconv>
+#include <cmath>
 #include <ostream>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -47,19 +49,34 @@ Run read_run(const std::string& path) {
 }
 
 void write_run(const std::string& path, const Run& run) {
-  check_writable_field(run.tag, path, "tag");
-  if (run.tag.empty() || run.tag.find(' ') != std::string::npos) {
-    throw Error(path, 0, "tag", "run tag must be one non-empty word: '" + run.tag + "'");
+  // Everything the reader would reject is rejected before the file is touched.
+  check_writable_id(run.tag, path, "tag");
+  for (const auto& [qid, entries] : run.by_query) {
+    check_writable_id(qid, path, "qid");
+    std::unordered_set<std::string_view> seen;
+    for (const auto& e : entries) {
+      check_writable_id(e.docid, path, "docid");
+      if (!std::isfinite(e.score)) {
+        throw Error(
+            path, 0, "score",
+            "not a finite number for query '" + qid + "', doc '" + e.docid + "': " + std::to_string(e.score));
+      }
+      if (!seen.insert(e.docid).second) {
+        throw Error(path, 0, "docid", "duplicate document '" + e.docid + "' for query '" + qid + "'");
+      }
+    }
   }
   Run sorted = run;
   sorted.sort_by_score();
   write_file_atomically(path, [&](std::ostream& out) {
-    char score[40];
     for (const auto& [qid, entries] : sorted.by_query) {
       std::size_t rank = 0;
       for (const auto& e : entries) {
-        std::snprintf(score, sizeof score, "%.17g", e.score);
-        out << qid << " Q0 " << e.docid << ' ' << ++rank << ' ' << score << ' ' << sorted.tag << '\n';
+        // The shortest text that reads back as exactly the same double, whatever the locale.
+        char score[64];
+        const auto result = std::to_chars(score, score + sizeof score, e.score);
+        out << qid << " Q0 " << e.docid << ' ' << ++rank << ' ' << std::string_view(score, result.ptr - score)
+            << ' ' << sorted.tag << '\n';
       }
     }
   });

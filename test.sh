@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds, and runs the whole test suite under CTest, first in the
+# normal build (build/), then in the AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/).
+#   ./test.sh             both builds
+#   ./test.sh --no-asan   the normal build only (quicker while developing)
+set -euo pipefail
+cd "$(dirname "$0")"
+export DISRANKER_DATA="${DISRANKER_DATA:-$(pwd)/../shared/data}"
+
+asan=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-asan) asan=0 ;;
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    *) echo "unknown option: $arg" >&2; exit 2 ;;
+  esac
+done
+
+scripts/install-deps.sh
+scripts/build.sh build
+(cd build && ctest --output-on-failure --timeout 600)
+
+if [ "$asan" = 1 ]; then
+  scripts/build.sh build-asan -DDISRANKER_SANITIZE=ON
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  (cd build-asan && ctest --output-on-failure --timeout 900)
+fi
