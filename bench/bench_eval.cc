@@ -26,7 +26,7 @@ struct Fixture {
     std::ofstream run(run_path), qrels(qrels_path);
     for (int q = 0; q < 100; ++q) {
       for (int d = 0; d < 1000; ++d) {
-        run << "q" << q << " Q0 doc" << d << ' ' << d + 1 << ' ' << 1000.0 - d + (rng() % 1000) / 1000.0 << " bench\n";
+        run << "q" << q << " Q0 doc" << d << ' ' << d + 1 << ' ' << 1000.0 - d + static_cast<double>(rng() % 1000) / 1000.0 << " bench\n";
         if (d % 4 == 0) qrels << "q" << q << " 0 doc" << d << ' ' << rng() % 4 << '\n';
       }
     }

@@ -10,5 +10,6 @@ void register_eval(CLI::App& app);
 void register_compare(CLI::App& app);
 void register_index(CLI::App& app);
 void register_retrieve(CLI::App& app);
+void register_tokenize(CLI::App& app);
 
 }  // namespace disranker::cli

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   disranker::cli::register_compare(app);
   disranker::cli::register_index(app);
   disranker::cli::register_retrieve(app);
+  disranker::cli::register_tokenize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
