@@ -5,9 +5,14 @@ set -euo pipefail
 
 packages=(
   g++ cmake ninja-build ccache pkg-config
-  libxapian-dev nlohmann-json3-dev libcli11-dev
+  libxapian-dev nlohmann-json3-dev libcli11-dev libutf8proc-dev libpcre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libtorch-dev libopenblas0-openmp
 )
+
+# Node runs the reference implementations the tests compare against (tests/oracle). Machines that already have a
+# node on PATH (not from Debian) keep it.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do

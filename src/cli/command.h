@@ -11,5 +11,8 @@ void register_compare(CLI::App& app);
 void register_index(CLI::App& app);
 void register_retrieve(CLI::App& app);
 void register_tokenize(CLI::App& app);
+#ifdef DISRANKER_HAVE_TORCH
+void register_generate(CLI::App& app);
+#endif
 
 }  // namespace disranker::cli

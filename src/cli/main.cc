@@ -4,8 +4,10 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/openblas_env.h"
 
 int main(int argc, char** argv) {
+  disranker::ensure_openblas_coretype(argv);
   CLI::App app{"DisRanker: distil an LLM's relevance judgement into a fast BERT ranker for web search"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "disranker 0.1.0");
@@ -14,6 +16,9 @@ int main(int argc, char** argv) {
   disranker::cli::register_index(app);
   disranker::cli::register_retrieve(app);
   disranker::cli::register_tokenize(app);
+#ifdef DISRANKER_HAVE_TORCH
+  disranker::cli::register_generate(app);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,1 @@
+// Placeholder: filled in by the model work (issue 4).

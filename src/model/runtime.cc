@@ -1,0 +1,41 @@
+#include "model/runtime.h"
+
+#include <dlfcn.h>
+
+#include <thread>
+
+#include "core/error.h"
+
+namespace disranker {
+
+torch::Device parse_device(const std::string& name) {
+  if (name == "cpu") return torch::Device(torch::kCPU);
+  if (name.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available()) {
+      throw Error("--device " + name + ": CUDA is not available (this libtorch build or machine has no GPU); use cpu");
+    }
+    try {
+      return torch::Device(name);
+    } catch (const c10::Error&) {
+      throw Error("--device " + name + ": not a valid CUDA device name (cuda or cuda:N)");
+    }
+  }
+  throw Error("--device " + name + ": expected cpu, cuda or cuda:N");
+}
+
+void set_torch_threads(int threads) {
+  const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(n);
+}
+
+std::string runtime_summary(const torch::Device& device) {
+  std::string blas = "unknown BLAS";
+  // OpenBLAS exports its kernel name; looked up at run time so that any BLAS works.
+  using CoreName = char* (*)();
+  if (auto* fn = reinterpret_cast<CoreName>(::dlsym(RTLD_DEFAULT, "openblas_get_corename")); fn != nullptr) {
+    blas = std::string("OpenBLAS ") + fn();
+  }
+  return "device " + device.str() + ", " + std::to_string(at::get_num_threads()) + " threads, " + blas;
+}
+
+}  // namespace disranker
