@@ -27,5 +27,7 @@ scripts/build.sh build
 if [ "$asan" = 1 ]; then
   scripts/build.sh build-asan -DDISRANKER_SANITIZE=ON -DDISRANKER_WITH_TORCH=OFF
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  (cd build-asan && ctest --output-on-failure --timeout 900)
+  # The Hugging Face identity checks (names with Oracle/HuggingFace) are dominated by Node's time and already ran
+  # in the normal build; under the sanitizers every other test runs, the tokenizers' unit tests included.
+  (cd build-asan && ctest --output-on-failure --timeout 900 -E 'Oracle|HuggingFace')
 fi
