@@ -296,8 +296,8 @@ TEST(BertHandComputed, EmbeddingsAreSummedThenLayerNormalised) {
   const float pos0[4] = {static_cast<float>(-1.5 / s), static_cast<float>(-0.5 / s),
                          static_cast<float>(0.5 / s), static_cast<float>(1.5 / s)};
   expect_near_values(states[0][0][0], pos0, 4, 1e-6, "position 0");
-  // Position 1: word 2 [4, 0, 1, 0] + position 1 [0, 0, 0, 4] = [4, 0, 1, 4]: mean 2.25, variance 2.6875.
-  const double s1 = std::sqrt(2.6875);
+  // Position 1: word 2 [4, 0, 1, 0] + position 1 [0, 0, 0, 4] = [4, 0, 1, 4]: mean 2.25, variance 3.1875.
+  const double s1 = std::sqrt(3.1875);
   const float pos1[4] = {static_cast<float>(1.75 / s1), static_cast<float>(-2.25 / s1),
                          static_cast<float>(-1.25 / s1), static_cast<float>(1.75 / s1)};
   expect_near_values(states[0][0][1], pos1, 4, 1e-6, "position 1");
@@ -423,14 +423,17 @@ TEST(BertTraining, ThePaddingTokenEmbeddingGetsNoGradientAndTheMlmDecoderIsTied)
   BertRanker model(small_config(), BertHeads{.ranking = true, .mlm = true});
   model->train();
   const auto ids = torch::tensor({{2, 7, 0, 0}}, torch::kLong);
-  const auto last = model->encode(ids, {}, torch::tensor({{1, 1, 0, 0}}, torch::kLong));
-  (model->score_hidden(last).sum() + model->mlm_logits(last).sum()).backward();
-  const auto grad = model->bert->word_embeddings->weight.grad();
-  EXPECT_EQ(grad[0].abs().sum().item<float>(),
-            0.0f);  // padding_idx, as nn.Embedding(padding_idx=pad_token_id)
-  EXPECT_GT(grad[7].abs().sum().item<float>(), 0.0f);
-  // The MLM decoder is the embedding matrix: rows never seen as input still get gradient through the decoder.
-  EXPECT_GT(grad[30].abs().sum().item<float>(), 0.0f);
+  const auto mask = torch::tensor({{1, 1, 0, 0}}, torch::kLong);
+  model->forward(ids, {}, mask).sum().backward();
+  const auto& weight = model->bert->word_embeddings->weight;
+  // The padding row gets no gradient, as nn.Embedding(padding_idx=pad_token_id) in transformers.
+  EXPECT_EQ(weight.grad()[0].abs().sum().item<float>(), 0.0f);
+  EXPECT_GT(weight.grad()[7].abs().sum().item<float>(), 0.0f);
+  EXPECT_EQ(weight.grad()[30].abs().sum().item<float>(), 0.0f);  // not in the input
+  // The MLM decoder is the embedding matrix itself: every row gets gradient through the logits.
+  model->zero_grad();
+  model->mlm_logits(model->encode(ids, {}, mask)).sum().backward();
+  EXPECT_GT(weight.grad()[30].abs().sum().item<float>(), 0.0f);
   for (const auto& [name, t] : named_state(*model))
     EXPECT_EQ(name.find("decoder"), std::string::npos) << name;
 }

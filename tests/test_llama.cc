@@ -1,5 +1,5 @@
-// The decoder (model/llama.h): masks, pooling, grouped-query attention, the KV cache, HF names and the sampler.
-// Small random models; run with one thread (OMP_NUM_THREADS=1).
+// The decoder (model/llama.h): masks, pooling, grouped-query attention, the KV cache, HF names and the
+// sampler. Small random models; run with one thread (OMP_NUM_THREADS=1).
 #include <gtest/gtest.h>
 
 #include <set>
@@ -30,7 +30,8 @@ DecoderConfig tiny_config(std::int64_t kv_heads = 2, bool bias = false, bool tie
   return c;
 }
 
-Decoder tiny_model(std::uint64_t seed, const DecoderConfig& config = tiny_config(), DecoderOptions options = {}) {
+Decoder tiny_model(std::uint64_t seed, const DecoderConfig& config = tiny_config(),
+                   DecoderOptions options = {}) {
   torch::manual_seed(seed);
   Decoder model(config, options);
   model->eval();
@@ -124,7 +125,8 @@ TEST(Llama, MeanPoolingIgnoresPadding) {
   for (std::size_t b = 0; b < kSeqs.size(); ++b) {
     const auto alone = model->forward(ids(kSeqs[b]));
     EXPECT_LT(max_abs_diff(pooled[static_cast<std::int64_t>(b)], alone[0].mean(0)), 1e-5);
-    EXPECT_NEAR(scores[static_cast<std::int64_t>(b)].item<double>(), model->score(alone).item<double>(), 1e-5);
+    EXPECT_NEAR(scores[static_cast<std::int64_t>(b)].item<double>(), model->score(alone).item<double>(),
+                1e-5);
   }
 }
 

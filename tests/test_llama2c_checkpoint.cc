@@ -25,12 +25,15 @@ namespace {
 using testing::TempDir;
 namespace fs = std::filesystem;
 
-// The stories260K folder of the shared data ($DISRANKER_DATA, else ../shared/data beside the source tree), or "".
+// The stories260K folder of the shared data ($DISRANKER_DATA, else ../shared/data beside the source tree), or
+// "".
 std::string stories_dir() {
   const char* env = std::getenv("DISRANKER_DATA");
-  const fs::path root = env != nullptr && *env != '\0' ? fs::path(env) : fs::path(DISRANKER_SOURCE_DIR) / "../shared/data";
+  const fs::path root =
+      env != nullptr && *env != '\0' ? fs::path(env) : fs::path(DISRANKER_SOURCE_DIR) / "../shared/data";
   const auto dir = root / "weights" / "stories260K";
-  return fs::exists(dir / "stories260K.bin") && fs::exists(dir / "tok512.bin") && fs::exists(dir / "stories260K.md")
+  return fs::exists(dir / "stories260K.bin") && fs::exists(dir / "tok512.bin") &&
+                 fs::exists(dir / "stories260K.md")
              ? dir.string()
              : "";
 }
@@ -52,7 +55,8 @@ std::string documented_output(const std::string& md, const std::string& command)
   return end == std::string::npos ? "" : md.substr(begin, end - begin);
 }
 
-// llama2.c's safe_printf: a piece that is a single byte that is neither printable nor white space prints nothing.
+// llama2.c's safe_printf: a piece that is a single byte that is neither printable nor white space prints
+// nothing.
 std::string safe_piece(const std::string& piece) {
   if (piece.size() == 1) {
     const auto c = static_cast<unsigned char>(piece[0]);
@@ -79,8 +83,8 @@ Llama2cRun run_like_llama2c(DecoderImpl& model, const Llama2cTokenizer& tok, con
   const auto generated = generate(model, run.tokens, options);
   run.tokens.insert(run.tokens.end(), generated.begin(), generated.end());
   for (std::size_t i = 1; i < run.tokens.size(); ++i) {
-    run.pieces.push_back(safe_piece(tok.decode_piece(static_cast<TokenId>(run.tokens[i - 1]),
-                                                     static_cast<TokenId>(run.tokens[i]))));
+    run.pieces.push_back(safe_piece(
+        tok.decode_piece(static_cast<TokenId>(run.tokens[i - 1]), static_cast<TokenId>(run.tokens[i]))));
     run.text += run.pieces.back();
   }
   return run;
@@ -92,8 +96,8 @@ void expect_same_text(const Llama2cRun& run, const std::string& expected) {
   for (std::size_t i = 0; i < run.pieces.size(); ++i) {
     const auto& piece = run.pieces[i];
     ASSERT_EQ(expected.compare(offset, piece.size(), piece), 0)
-        << "token " << i + 1 << " (id " << run.tokens[i + 1] << ", piece \"" << piece << "\") differs at byte "
-        << offset << "; expected \"" << expected.substr(offset, 40) << "\"";
+        << "token " << i + 1 << " (id " << run.tokens[i + 1] << ", piece \"" << piece
+        << "\") differs at byte " << offset << "; expected \"" << expected.substr(offset, 40) << "\"";
     offset += piece.size();
   }
   EXPECT_EQ(offset, expected.size()) << "the generation stopped early: " << run.text;
@@ -152,7 +156,8 @@ TEST_F(Stories260K, GreedyWithoutCacheIsTheSame) {
 }
 
 TEST_F(Stories260K, SampledOutputMatchesLlama2c) {
-  // llama2.c's sampler (xorshift, top-p) on the same logits: the documented sample at -t 1.0 -p 0.9 -s 133742.
+  // llama2.c's sampler (xorshift, top-p) on the same logits: the documented sample at -t 1.0 -p 0.9 -s
+  // 133742.
   const auto expected = documented_output(
       md_, "./run stories260K/stories260K.bin -z stories260K/tok512.bin -t 1.0 -p 0.9 -s 133742");
   ASSERT_FALSE(expected.empty()) << "the sampled output was not found in stories260K.md";
@@ -161,8 +166,10 @@ TEST_F(Stories260K, SampledOutputMatchesLlama2c) {
 }
 
 TEST_F(Stories260K, PromptIsContinued) {
-  const auto run = run_like_llama2c(*model_, *tokenizer_, "Once upon a time", SamplingOptions{0.0f, 0.9f, 1}, 40);
-  const auto greedy = documented_output(md_, "./run stories260K/stories260K.bin -z stories260K/tok512.bin -t 0.0");
+  const auto run =
+      run_like_llama2c(*model_, *tokenizer_, "Once upon a time", SamplingOptions{0.0f, 0.9f, 1}, 40);
+  const auto greedy =
+      documented_output(md_, "./run stories260K/stories260K.bin -z stories260K/tok512.bin -t 0.0");
   // The greedy story starts with the prompt, so continuing the prompt greedily gives the same text.
   ASSERT_GE(greedy.size(), run.text.size());
   EXPECT_EQ(run.text, greedy.substr(0, run.text.size()));
@@ -174,11 +181,12 @@ TEST_F(Stories260K, CliGeneratesTheSameText) {
   if (bin == nullptr) GTEST_SKIP() << "DISRANKER_BIN not set (run through ctest)";
   TempDir tmp;
   const auto out = (tmp.path() / "out.txt").string();
-  const std::string cmd = std::string(bin) + " generate --model " + dir_ + "/stories260K.bin --tokenizer " + dir_ +
-                          "/tok512.bin --greedy --max-new-tokens 256 --threads 1 > " + out + " 2>" +
+  const std::string cmd = std::string(bin) + " generate --model " + dir_ + "/stories260K.bin --tokenizer " +
+                          dir_ + "/tok512.bin --greedy --max-new-tokens 256 --threads 1 > " + out + " 2>" +
                           (tmp.path() / "err.txt").string();
   ASSERT_EQ(std::system(cmd.c_str()), 0) << read_file((tmp.path() / "err.txt").string());
-  const auto expected = documented_output(md_, "./run stories260K/stories260K.bin -z stories260K/tok512.bin -t 0.0");
+  const auto expected =
+      documented_output(md_, "./run stories260K/stories260K.bin -z stories260K/tok512.bin -t 0.0");
   EXPECT_EQ(read_file(out), expected + "\n");
 }
 
@@ -198,14 +206,16 @@ TEST_F(Stories260K, HfModelDirectoryGeneratesTheSameText) {
   Decoder reloaded(config);
   const auto report = reloaded->load_hf_tensors(hf.tensors(), /*strict=*/true, dir);
   EXPECT_EQ(report.missing, std::vector<std::string>{"score.weight"});
-  const auto expected = documented_output(md_, "./run stories260K/stories260K.bin -z stories260K/tok512.bin -t 0.0");
+  const auto expected =
+      documented_output(md_, "./run stories260K/stories260K.bin -z stories260K/tok512.bin -t 0.0");
   expect_same_text(run_like_llama2c(*reloaded, *tokenizer_, "", SamplingOptions{0.0f, 0.9f, 1}), expected);
 
   const char* bin = std::getenv("DISRANKER_BIN");
   if (bin == nullptr) GTEST_SKIP() << "DISRANKER_BIN not set (run through ctest)";
   const auto out = (tmp.path() / "out.txt").string();
   const std::string cmd = std::string(bin) + " generate --model " + dir + " --tokenizer " + dir_ +
-                          "/tok512.bin --greedy --threads 1 > " + out + " 2>" + (tmp.path() / "err.txt").string();
+                          "/tok512.bin --greedy --threads 1 > " + out + " 2>" +
+                          (tmp.path() / "err.txt").string();
   ASSERT_EQ(std::system(cmd.c_str()), 0) << read_file((tmp.path() / "err.txt").string());
   EXPECT_EQ(read_file(out), expected + "\n");
 }
@@ -217,8 +227,8 @@ TEST_F(Stories260K, Version1FileHoldsTheSameWeights) {
   const auto& h = legacy.header;
   std::string bytes(256, '\0');
   const std::uint32_t magic = 0x616b3432;
-  const std::int32_t fields[9] = {1, h.dim, h.hidden_dim, h.n_layers, h.n_heads, h.n_kv_heads, h.vocab_size,
-                                  h.seq_len, 0};
+  const std::int32_t fields[9] = {
+      1, h.dim, h.hidden_dim, h.n_layers, h.n_heads, h.n_kv_heads, h.vocab_size, h.seq_len, 0};
   std::memcpy(bytes.data(), &magic, 4);
   std::memcpy(bytes.data() + 4, fields, 8 * 4);
   bytes[36] = 1;  // shared classifier
@@ -226,13 +236,17 @@ TEST_F(Stories260K, Version1FileHoldsTheSameWeights) {
     const auto c = t.contiguous();
     bytes.append(reinterpret_cast<const char*>(c.data_ptr<float>()), static_cast<std::size_t>(c.numel()) * 4);
   };
-  const auto layer = [&](int i, const std::string& name) { return hf.at("model.layers." + std::to_string(i) + "." + name); };
+  const auto layer = [&](int i, const std::string& name) {
+    return hf.at("model.layers." + std::to_string(i) + "." + name);
+  };
   for (int i = 0; i < h.n_layers; ++i) put(layer(i, "input_layernorm.weight"));
   for (int i = 0; i < h.n_layers; ++i) put(layer(i, "post_attention_layernorm.weight"));
   put(hf.at("model.norm.weight"));
   put(hf.at("model.embed_tokens.weight"));
-  for (int i = 0; i < h.n_layers; ++i) put(hf_to_llama2c_rotary_rows(layer(i, "self_attn.q_proj.weight"), h.n_heads));
-  for (int i = 0; i < h.n_layers; ++i) put(hf_to_llama2c_rotary_rows(layer(i, "self_attn.k_proj.weight"), h.n_kv_heads));
+  for (int i = 0; i < h.n_layers; ++i)
+    put(hf_to_llama2c_rotary_rows(layer(i, "self_attn.q_proj.weight"), h.n_heads));
+  for (int i = 0; i < h.n_layers; ++i)
+    put(hf_to_llama2c_rotary_rows(layer(i, "self_attn.k_proj.weight"), h.n_kv_heads));
   for (int i = 0; i < h.n_layers; ++i) put(layer(i, "self_attn.v_proj.weight"));
   for (int i = 0; i < h.n_layers; ++i) put(layer(i, "self_attn.o_proj.weight"));
   for (int i = 0; i < h.n_layers; ++i) put(layer(i, "mlp.gate_proj.weight"));
@@ -262,7 +276,8 @@ TEST_F(Stories260K, Version1FileHoldsTheSameWeights) {
   }
 }
 
-// ---- Synthetic files -------------------------------------------------------------------------------------------
+// ---- Synthetic files
+// -------------------------------------------------------------------------------------------
 
 struct Header {
   std::int32_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
@@ -275,7 +290,8 @@ std::size_t legacy_floats(const Header& h) {
                     vocab = static_cast<std::size_t>(std::abs(h.vocab_size));
   const std::size_t head = dim / static_cast<std::size_t>(h.n_heads);
   const std::size_t kv = head * static_cast<std::size_t>(h.n_kv_heads);
-  std::size_t n = vocab * dim + layers * (dim + dim * dim + 2 * kv * dim + dim * dim + dim + 3 * hidden * dim) + dim +
+  std::size_t n = vocab * dim +
+                  layers * (dim + dim * dim + 2 * kv * dim + dim * dim + dim + 3 * hidden * dim) + dim +
                   static_cast<std::size_t>(h.seq_len) * head;
   if (h.vocab_size < 0) n += vocab * dim;
   return n;

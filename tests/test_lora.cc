@@ -65,8 +65,9 @@ TEST(Lora, OnlyAdapterParametersRequireGrad) {
   config.alpha = 8;
   config.target_modules = {"q_proj", "v_proj"};
   const auto adapted = apply_lora(*model, config);
-  EXPECT_EQ(adapted, (std::vector<std::string>{"model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj",
-                                               "model.layers.1.self_attn.q_proj", "model.layers.1.self_attn.v_proj"}));
+  EXPECT_EQ(adapted,
+            (std::vector<std::string>{"model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj",
+                                      "model.layers.1.self_attn.q_proj", "model.layers.1.self_attn.v_proj"}));
   std::int64_t expected = 0;
   for (const auto& item : model->named_parameters()) {
     const bool lora = item.key().find(".lora_") != std::string::npos;
@@ -171,7 +172,8 @@ TEST(Lora, NamesFollowPeft) {
                                           "base_model.model.model.layers.1.self_attn.v_proj.lora_A.weight",
                                           "base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight"}));
   // The HF export leaves the adapters out.
-  for (const auto& [name, t] : model->named_hf_tensors()) EXPECT_EQ(name.find("lora"), std::string::npos) << name;
+  for (const auto& [name, t] : model->named_hf_tensors())
+    EXPECT_EQ(name.find("lora"), std::string::npos) << name;
 }
 
 TEST(Lora, RejectsBadConfigs) {

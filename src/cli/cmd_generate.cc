@@ -1,10 +1,11 @@
-// disranker generate: text from a decoder LLM, as llama2.c's `run` does it: the prompt encoded with BOS, then one
-// token at a time (greedy, or llama2.c's temperature / top-p sampler with its xorshift seed), stopping at BOS,
-// EOS or the token budget; the text goes to stdout, piece by piece as llama2.c prints it, then a newline.
+// disranker generate: text from a decoder LLM, as llama2.c's `run` does it: the prompt encoded with BOS, then
+// one token at a time (greedy, or llama2.c's temperature / top-p sampler with its xorshift seed), stopping at
+// BOS, EOS or the token budget; the text goes to stdout, piece by piece as llama2.c prints it, then a
+// newline.
 //
-// Models: a llama2.c .bin (legacy or version-1 float32 export), or a Hugging Face model directory (config.json
-// with model_type llama or qwen2, and safetensors weights). --max-new-tokens counts the tokens after the prompt;
-// with no prompt it equals llama2.c's -n (steps), whose default is also 256.
+// Models: a llama2.c .bin (legacy or version-1 float32 export), or a Hugging Face model directory
+// (config.json with model_type llama or qwen2, and safetensors weights). --max-new-tokens counts the tokens
+// after the prompt; with no prompt it equals llama2.c's -n (steps), whose default is also 256.
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -68,7 +69,8 @@ struct GenerateCommand {
     const bool hf_dir = fs::is_directory(model_path);
     if (hf_dir) {
       const auto dir = load_hf_model_dir(model_path);
-      const auto config = parse_decoder_config(dir.config.dump(), (fs::path(model_path) / "config.json").string());
+      const auto config =
+          parse_decoder_config(dir.config.dump(), (fs::path(model_path) / "config.json").string());
       model = Decoder(config);  // with a score head, so that a ranking checkpoint's score.weight is accepted
       const auto report = model->load_hf_tensors(dir.tensors(), /*strict=*/true, model_path);
       for (const auto& name : report.missing) {
@@ -89,8 +91,8 @@ struct GenerateCommand {
     const auto& config = model->config();
     if (static_cast<std::int64_t>(tokenizer->vocab_size()) > config.vocab_size) {
       throw Error(tokenizer_path, 0, "",
-                  "the tokenizer has " + std::to_string(tokenizer->vocab_size()) + " tokens, the model only " +
-                      std::to_string(config.vocab_size));
+                  "the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
+                      " tokens, the model only " + std::to_string(config.vocab_size));
     }
     model->to(device);
     model->eval();
@@ -120,10 +122,10 @@ struct GenerateCommand {
     add_stop(tokenizer->special().bos);
     add_stop(tokenizer->special().eos);
 
-    std::fprintf(stderr, "generate: %s (%lld layers, hidden %lld, vocab %lld), %s; %s%s\n", model_path.c_str(),
-                 static_cast<long long>(config.num_hidden_layers), static_cast<long long>(config.hidden_size),
-                 static_cast<long long>(config.vocab_size), runtime_summary(device).c_str(),
-                 options.sampling.temperature == 0 ? "greedy" : "sampling",
+    std::fprintf(stderr, "generate: %s (%lld layers, hidden %lld, vocab %lld), %s; %s%s\n",
+                 model_path.c_str(), static_cast<long long>(config.num_hidden_layers),
+                 static_cast<long long>(config.hidden_size), static_cast<long long>(config.vocab_size),
+                 runtime_summary(device).c_str(), options.sampling.temperature == 0 ? "greedy" : "sampling",
                  options.sampling.temperature == 0
                      ? ""
                      : (", temperature " + format_number(options.sampling.temperature) + ", top-p " +
@@ -162,12 +164,14 @@ struct GenerateCommand {
 
 void register_generate(CLI::App& app) {
   auto command = std::make_shared<GenerateCommand>();
-  CLI::App* sub = app.add_subcommand("generate", "Generate text with a decoder LLM (llama2.c .bin or HF directory)");
+  CLI::App* sub =
+      app.add_subcommand("generate", "Generate text with a decoder LLM (llama2.c .bin or HF directory)");
   sub->add_option("--model", command->model_path,
                   "llama2.c .bin checkpoint, or a Hugging Face model directory (llama / qwen2)")
       ->required();
-  sub->add_option("--tokenizer", command->tokenizer_path,
-                  "Tokenizer (llama2.c tokenizer .bin, tokenizer.json, or a directory); default: the model directory");
+  sub->add_option(
+      "--tokenizer", command->tokenizer_path,
+      "Tokenizer (llama2.c tokenizer .bin, tokenizer.json, or a directory); default: the model directory");
   sub->add_option("--prompt", command->prompt, "Text to continue (encoded after BOS)");
   auto* greedy = sub->add_flag("--greedy", command->greedy, "Greedy argmax decoding (llama2.c's -t 0)");
   sub->add_option("--temperature", command->temperature, "Sampling temperature; 0 is greedy")

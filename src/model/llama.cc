@@ -10,13 +10,17 @@
 namespace disranker {
 namespace {
 
-std::int64_t i64(auto value) { return static_cast<std::int64_t>(value); }
+std::int64_t i64(auto value) {
+  return static_cast<std::int64_t>(value);
+}
 
 void require(bool ok, const std::string& source, const std::string& field, const std::string& message) {
   if (!ok) throw Error(source, 0, field, message);
 }
 
-bool is_head_name(const std::string& name) { return name == "lm_head.weight" || name == "score.weight"; }
+bool is_head_name(const std::string& name) {
+  return name == "lm_head.weight" || name == "score.weight";
+}
 
 bool is_lora_name(const std::string& name) {
   return name.find(".lora_A.") != std::string::npos || name.find(".lora_B.") != std::string::npos;
@@ -58,7 +62,8 @@ void validate_decoder_config(const DecoderConfig& c, const std::string& source) 
           "must be silu (SwiGLU), got " + c.hidden_act);
 }
 
-// ---- Building blocks ----------------------------------------------------------------------------------------------
+// ---- Building blocks
+// ----------------------------------------------------------------------------------------------
 
 RMSNormImpl::RMSNormImpl(std::int64_t dim, double eps) : eps_(eps) {
   weight = register_parameter("weight", torch::ones({dim}));
@@ -71,8 +76,8 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
 }
 
 RotaryEmbeddingImpl::RotaryEmbeddingImpl(std::int64_t head_dim, double theta) {
-  const auto exponents = torch::arange(0, head_dim, 2, torch::kLong).to(torch::kFloat) /
-                         static_cast<float>(head_dim);
+  const auto exponents =
+      torch::arange(0, head_dim, 2, torch::kLong).to(torch::kFloat) / static_cast<float>(head_dim);
   inv_freq_ = register_buffer("inv_freq", 1.0 / torch::pow(static_cast<float>(theta), exponents));
 }
 
@@ -99,12 +104,13 @@ AttentionImpl::AttentionImpl(const DecoderConfig& c, double init_std)
   q_proj = register_module("q_proj", LoraLinear(hidden, num_heads * head_dim, bias, init_std));
   k_proj = register_module("k_proj", LoraLinear(hidden, num_kv_heads * head_dim, bias, init_std));
   v_proj = register_module("v_proj", LoraLinear(hidden, num_kv_heads * head_dim, bias, init_std));
-  o_proj = register_module("o_proj", LoraLinear(num_heads * head_dim, hidden, c.attention_output_bias, init_std));
+  o_proj =
+      register_module("o_proj", LoraLinear(num_heads * head_dim, hidden, c.attention_output_bias, init_std));
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                     const torch::Tensor& blocked, torch::Tensor* past_key,
-                                     torch::Tensor* past_value) {
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
+                                     const torch::Tensor& sin, const torch::Tensor& blocked,
+                                     torch::Tensor* past_key, torch::Tensor* past_value) {
   const auto b = x.size(0);
   const auto t = x.size(1);
   auto q = q_proj(x).view({b, t, num_heads, head_dim}).transpose(1, 2);
@@ -121,7 +127,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     *past_value = v;
   }
   const auto s = k.size(2);
-  if (num_kv_heads != num_heads) {  // repeat_kv: kv head h serves query heads h * n_rep .. h * n_rep + n_rep - 1
+  if (num_kv_heads !=
+      num_heads) {  // repeat_kv: kv head h serves query heads h * n_rep .. h * n_rep + n_rep - 1
     const auto n_rep = num_heads / num_kv_heads;
     k = k.unsqueeze(2).expand({b, num_kv_heads, n_rep, s, head_dim}).reshape({b, num_heads, s, head_dim});
     v = v.unsqueeze(2).expand({b, num_kv_heads, n_rep, s, head_dim}).reshape({b, num_heads, s, head_dim});
@@ -154,9 +161,9 @@ DecoderLayerImpl::DecoderLayerImpl(const DecoderConfig& c, double init_std) {
   post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(i64(c.hidden_size), eps));
 }
 
-torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                        const torch::Tensor& blocked, torch::Tensor* past_key,
-                                        torch::Tensor* past_value) {
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
+                                        const torch::Tensor& sin, const torch::Tensor& blocked,
+                                        torch::Tensor* past_key, torch::Tensor* past_value) {
   auto h = x + self_attn(input_layernorm(x), cos, sin, blocked, past_key, past_value);
   return h + mlp(post_attention_layernorm(h));
 }
@@ -173,8 +180,8 @@ LlamaModelImpl::LlamaModelImpl(const DecoderConfig& c, double init_std) : vocab_
     layers->push_back(layer_list_.back());
   }
   norm = register_module("norm", RMSNorm(i64(c.hidden_size), static_cast<double>(c.rms_norm_eps)));
-  rotary_emb = register_module(
-      "rotary_emb", RotaryEmbedding(i64(c.hidden_size) / i64(c.num_attention_heads), static_cast<double>(c.rope_theta)));
+  rotary_emb = register_module("rotary_emb", RotaryEmbedding(i64(c.hidden_size) / i64(c.num_attention_heads),
+                                                             static_cast<double>(c.rope_theta)));
 }
 
 torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
@@ -211,7 +218,8 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, const torc
     if (past > 0 && cache->keys[0].size(0) != b) throw Error("decoder: KV cache of another batch size");
   }
   const auto device = ids.device();
-  const auto positions = torch::arange(past, past + t, torch::TensorOptions().dtype(torch::kLong).device(device));
+  const auto positions =
+      torch::arange(past, past + t, torch::TensorOptions().dtype(torch::kLong).device(device));
   const auto [cos, sin] = rotary_emb(positions);
   const auto blocked = blocked_mask(past, t, attention_mask, device);
   auto h = embed_tokens(ids);
@@ -225,7 +233,8 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, const torc
   return norm(h);
 }
 
-// ---- The decoder with its heads -----------------------------------------------------------------------------------
+// ---- The decoder with its heads
+// -----------------------------------------------------------------------------------
 
 DecoderImpl::DecoderImpl(const DecoderConfig& config, const DecoderOptions& options)
     : config_(config), options_(options) {
@@ -322,7 +331,7 @@ LoadReport DecoderImpl::load_hf_tensors(const std::map<std::string, torch::Tenso
   std::set<std::string> loaded;
   torch::NoGradGuard no_grad;
   for (const auto& [name, tensor] : tensors) {
-    if (name.size() >= 8 && name.ends_with(".inv_freq")) continue;  // rotary buffers of older HF checkpoints
+    if (name.ends_with(".inv_freq")) continue;  // rotary buffers of older HF checkpoints
     if (!tensor.defined()) throw Error(source, 0, name, "undefined tensor");
     if (!tensor.is_floating_point()) throw Error(source, 0, name, "not a floating-point tensor");
     if (name == "lm_head.weight" && tied && options_.lm_head) {
@@ -330,8 +339,9 @@ LoadReport DecoderImpl::load_hf_tensors(const std::map<std::string, torch::Tenso
       const auto embed = tensors.find("model.embed_tokens.weight");
       if (embed == tensors.end() || !embed->second.sizes().equals(tensor.sizes()) ||
           !torch::equal(embed->second.to(torch::kFloat).cpu(), tensor.to(torch::kFloat).cpu())) {
-        throw Error(source, 0, name,
-                    "the config ties the word embeddings, but lm_head.weight differs from model.embed_tokens.weight");
+        throw Error(
+            source, 0, name,
+            "the config ties the word embeddings, but lm_head.weight differs from model.embed_tokens.weight");
       }
       continue;
     }
@@ -342,8 +352,9 @@ LoadReport DecoderImpl::load_hf_tensors(const std::map<std::string, torch::Tenso
     }
     auto& param = it->second;
     if (!param.sizes().equals(tensor.sizes())) {
-      throw Error(source, 0, name,
-                  "shape " + c10::str(tensor.sizes()) + " does not match the model's " + c10::str(param.sizes()));
+      throw Error(
+          source, 0, name,
+          "shape " + c10::str(tensor.sizes()) + " does not match the model's " + c10::str(param.sizes()));
     }
     param.copy_(tensor.to(param.device(), param.scalar_type()));
     loaded.insert(name);
@@ -366,9 +377,11 @@ LoadReport DecoderImpl::load_hf_tensors(const std::map<std::string, torch::Tenso
   return report;
 }
 
-// ---- Sampling and generation --------------------------------------------------------------------------------------
+// ---- Sampling and generation
+// --------------------------------------------------------------------------------------
 
-Sampler::Sampler(const SamplingOptions& options) : options_(options), state_(options.seed == 0 ? 1 : options.seed) {}
+Sampler::Sampler(const SamplingOptions& options)
+    : options_(options), state_(options.seed == 0 ? 1 : options.seed) {}
 
 float Sampler::random_f32() {
   // llama2.c's xorshift* generator (random_u32), then the top 24 bits as a float in [0, 1).
@@ -409,8 +422,8 @@ std::int64_t Sampler::sample(std::vector<float>& logits) {
     }
     return static_cast<std::int64_t>(n - 1);
   }
-  // Top-p: candidates at or above the cutoff, sorted by probability (descending; glibc's qsort is a stable merge
-  // sort here), truncated where the cumulative probability first exceeds top_p.
+  // Top-p: candidates at or above the cutoff, sorted by probability (descending; glibc's qsort is a stable
+  // merge sort here), truncated where the cumulative probability first exceeds top_p.
   const float cutoff = (1.0f - topp) / static_cast<float>(n - 1);
   std::vector<std::pair<float, std::int64_t>> cand;
   for (std::size_t i = 0; i < n; ++i) {
@@ -458,8 +471,8 @@ std::vector<std::int64_t> generate(DecoderImpl& model, const std::vector<std::in
     // The last token's position (tokens.size() - 1) must be one the model has.
     while (i64(out.size()) < options.max_new_tokens && i64(tokens.size()) <= max_positions) {
       const std::size_t from = options.use_cache ? fed : 0;
-      const auto input = torch::tensor(std::vector<std::int64_t>(tokens.begin() + static_cast<std::ptrdiff_t>(from),
-                                                                 tokens.end()),
+      const auto input = torch::tensor(std::vector<std::int64_t>(
+                                           tokens.begin() + static_cast<std::ptrdiff_t>(from), tokens.end()),
                                        long_opts)
                              .unsqueeze(0)
                              .to(device);
@@ -470,7 +483,8 @@ std::vector<std::int64_t> generate(DecoderImpl& model, const std::vector<std::in
                               .contiguous();
       std::vector<float> values(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
       const auto next = sampler.sample(values);
-      if (std::find(options.stop_tokens.begin(), options.stop_tokens.end(), next) != options.stop_tokens.end()) {
+      if (std::find(options.stop_tokens.begin(), options.stop_tokens.end(), next) !=
+          options.stop_tokens.end()) {
         break;
       }
       tokens.push_back(next);

@@ -43,15 +43,17 @@ void check_header(const Llama2cHeader& h, const std::string& path) {
     throw Error(path, 0, "vocab_size", "invalid value " + std::to_string(h.vocab_size));
   }
   if (h.version == 1 && h.vocab_size < 0) {
-    throw Error(path, 0, "vocab_size", "must be > 0 in a version-1 file, got " + std::to_string(h.vocab_size));
+    throw Error(path, 0, "vocab_size",
+                "must be > 0 in a version-1 file, got " + std::to_string(h.vocab_size));
   }
   if (h.dim % h.n_heads != 0) {
     throw Error(path, 0, "n_heads",
                 std::to_string(h.n_heads) + " does not divide dim " + std::to_string(h.dim));
   }
   if ((h.dim / h.n_heads) % 2 != 0) {
-    throw Error(path, 0, "n_heads", "the head size dim / n_heads = " + std::to_string(h.dim / h.n_heads) +
-                                        " is odd (rotary embeddings rotate pairs)");
+    throw Error(path, 0, "n_heads",
+                "the head size dim / n_heads = " + std::to_string(h.dim / h.n_heads) +
+                    " is odd (rotary embeddings rotate pairs)");
   }
   if (h.n_kv_heads > h.n_heads || h.n_heads % h.n_kv_heads != 0) {
     throw Error(path, 0, "n_kv_heads",
@@ -64,20 +66,21 @@ std::uint64_t weight_bytes(const Llama2cHeader& h, const std::string& path) {
   const std::uint64_t dim = static_cast<std::uint64_t>(h.dim);
   const std::uint64_t hidden = static_cast<std::uint64_t>(h.hidden_dim);
   const std::uint64_t layers = static_cast<std::uint64_t>(h.n_layers);
-  const std::uint64_t vocab = static_cast<std::uint64_t>(h.vocab_size < 0 ? -static_cast<std::int64_t>(h.vocab_size)
-                                                                          : h.vocab_size);
+  const std::uint64_t vocab =
+      static_cast<std::uint64_t>(h.vocab_size < 0 ? -static_cast<std::int64_t>(h.vocab_size) : h.vocab_size);
   const std::uint64_t head = dim / static_cast<std::uint64_t>(h.n_heads);
   const std::uint64_t kv_dim = mul(head, static_cast<std::uint64_t>(h.n_kv_heads), path);
-  std::uint64_t floats = mul(vocab, dim, path);                                  // token embedding
-  floats = add(floats, mul(layers, dim, path), path);                            // rms_att
-  floats = add(floats, mul(mul(layers, dim, path), dim, path), path);            // wq
+  std::uint64_t floats = mul(vocab, dim, path);                                         // token embedding
+  floats = add(floats, mul(layers, dim, path), path);                                   // rms_att
+  floats = add(floats, mul(mul(layers, dim, path), dim, path), path);                   // wq
   floats = add(floats, mul(mul(mul(layers, kv_dim, path), dim, path), 2, path), path);  // wk, wv
-  floats = add(floats, mul(mul(layers, dim, path), dim, path), path);            // wo
-  floats = add(floats, mul(layers, dim, path), path);                            // rms_ffn
+  floats = add(floats, mul(mul(layers, dim, path), dim, path), path);                   // wo
+  floats = add(floats, mul(layers, dim, path), path);                                   // rms_ffn
   floats = add(floats, mul(mul(mul(layers, hidden, path), dim, path), 3, path), path);  // w1, w2, w3
-  floats = add(floats, dim, path);                                               // rms_final
+  floats = add(floats, dim, path);                                                      // rms_final
   if (h.version == 0) {
-    floats = add(floats, mul(static_cast<std::uint64_t>(h.seq_len), head, path), path);  // freq_cis real + imag
+    floats =
+        add(floats, mul(static_cast<std::uint64_t>(h.seq_len), head, path), path);  // freq_cis real + imag
   }
   if (!h.shared_classifier) floats = add(floats, mul(vocab, dim, path), path);  // wcls
   return mul(floats, 4, path);
@@ -149,7 +152,8 @@ DecoderConfig llama2c_decoder_config(const Llama2cHeader& h) {
 Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw Error(path, 0, "", "no such file");
-  if (std::filesystem::is_directory(path, ec)) throw Error(path, 0, "", "is a directory, not a llama2.c .bin");
+  if (std::filesystem::is_directory(path, ec))
+    throw Error(path, 0, "", "is a directory, not a llama2.c .bin");
   const auto file_size = std::filesystem::file_size(path, ec);
   if (ec) throw Error(path, 0, "", "cannot read the file size: " + ec.message());
   std::ifstream in(path, std::ios::binary);
@@ -167,8 +171,10 @@ Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path) {
   std::memcpy(&magic, bytes, 4);
   const char* fields = bytes;
   if (magic == kMagic) {
-    if (file_size < kVersion1HeaderBytes) throw Error(path, 0, "", "the 256-byte \"ak42\" header is cut short");
-    in.read(bytes + kLegacyHeaderBytes, static_cast<std::streamsize>(kVersion1HeaderBytes - kLegacyHeaderBytes));
+    if (file_size < kVersion1HeaderBytes)
+      throw Error(path, 0, "", "the 256-byte \"ak42\" header is cut short");
+    in.read(bytes + kLegacyHeaderBytes,
+            static_cast<std::streamsize>(kVersion1HeaderBytes - kLegacyHeaderBytes));
     if (!in) throw Error(path, 0, "", "read error");
     h.version = i32_at(bytes + 4);
     if (h.version != 1) {
@@ -178,7 +184,8 @@ Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path) {
     }
     fields = bytes + 8;
     const auto shared = static_cast<unsigned char>(bytes[8 + kLegacyHeaderBytes]);
-    if (shared > 1) throw Error(path, 0, "shared_classifier", "must be 0 or 1, got " + std::to_string(shared));
+    if (shared > 1)
+      throw Error(path, 0, "shared_classifier", "must be 0 or 1, got " + std::to_string(shared));
     h.shared_classifier = shared == 1;
     header_bytes = kVersion1HeaderBytes;
   }
@@ -194,11 +201,12 @@ Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path) {
   const auto expected = add(header_bytes, weight_bytes(h, path), path);
   if (expected != file_size) {
     throw Error(path, 0, "",
-                "file size " + std::to_string(file_size) + " bytes does not match the " + std::to_string(expected) +
-                    " bytes its header implies (dim " + std::to_string(h.dim) + ", hidden_dim " +
-                    std::to_string(h.hidden_dim) + ", n_layers " + std::to_string(h.n_layers) + ", n_heads " +
-                    std::to_string(h.n_heads) + ", n_kv_heads " + std::to_string(h.n_kv_heads) + ", vocab_size " +
-                    std::to_string(h.vocab_size) + ", seq_len " + std::to_string(h.seq_len) + ")");
+                "file size " + std::to_string(file_size) + " bytes does not match the " +
+                    std::to_string(expected) + " bytes its header implies (dim " + std::to_string(h.dim) +
+                    ", hidden_dim " + std::to_string(h.hidden_dim) + ", n_layers " +
+                    std::to_string(h.n_layers) + ", n_heads " + std::to_string(h.n_heads) + ", n_kv_heads " +
+                    std::to_string(h.n_kv_heads) + ", vocab_size " + std::to_string(h.vocab_size) +
+                    ", seq_len " + std::to_string(h.seq_len) + ")");
   }
 
   Llama2cCheckpoint ckpt;
@@ -245,8 +253,8 @@ Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path) {
   t.emplace_back("model.embed_tokens.weight", emb);
   for (std::int64_t i = 0; i < layers; ++i) {
     const auto p = "model.layers." + std::to_string(i) + ".";
-    t.emplace_back(p + "self_attn.q_proj.weight", wq[i]);
-    t.emplace_back(p + "self_attn.k_proj.weight", wk[i]);
+    t.emplace_back(p + "self_attn.q_proj.weight", llama2c_to_hf_rotary_rows(wq[i], h.n_heads));
+    t.emplace_back(p + "self_attn.k_proj.weight", llama2c_to_hf_rotary_rows(wk[i], h.n_kv_heads));
     t.emplace_back(p + "self_attn.v_proj.weight", wv[i]);
     t.emplace_back(p + "self_attn.o_proj.weight", wo[i]);
     t.emplace_back(p + "mlp.gate_proj.weight", w1[i]);

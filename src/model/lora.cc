@@ -123,12 +123,14 @@ std::vector<std::string> apply_lora(torch::nn::Module& root, const LoraConfig& c
       return;
     }
     unmatched.erase(name);
-    if (layer.merged()) throw Error("LoRA: " + path + " has a merged adapter; unmerge it before replacing it");
+    if (layer.merged())
+      throw Error("LoRA: " + path + " has a merged adapter; unmerge it before replacing it");
     targets.emplace_back(path, &layer);
   });
   if (!unmatched.empty()) {
-    throw Error("LoRA: target module " + *unmatched.begin() +
-                " matches no projection (expected q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)");
+    throw Error(
+        "LoRA: target module " + *unmatched.begin() +
+        " matches no projection (expected q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)");
   }
   std::vector<std::string> adapted;
   for (auto& [path, layer] : targets) {
