@@ -23,8 +23,14 @@
 #include "core/error.h"
 #include "core/utf8.h"
 #include "text/byte_level.h"
+#include "text/text_util.h"
 
 namespace disranker {
+
+using text::is_word_char;
+using text::last_code_point;
+using text::StringHash;
+using text::StringMap;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Byte-level building blocks (byte_level.h)
@@ -363,35 +369,6 @@ std::string normalize(std::string_view text, const std::vector<NormalForm>& form
   return current;
 }
 
-// Rust regex's \w (Unicode): Alphabetic, marks, decimal digits, connector punctuation, Join_Control.
-bool is_word_char(char32_t c) {
-  if (c == 0x200C || c == 0x200D) return true;
-  if (c >= 0x24B6 && c <= 0x24E9) return true;  // circled letters: Other_Alphabetic symbols
-  switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
-    case UTF8PROC_CATEGORY_LU:
-    case UTF8PROC_CATEGORY_LL:
-    case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM:
-    case UTF8PROC_CATEGORY_LO:
-    case UTF8PROC_CATEGORY_MN:
-    case UTF8PROC_CATEGORY_MC:
-    case UTF8PROC_CATEGORY_ME:
-    case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL:
-    case UTF8PROC_CATEGORY_PC:
-      return true;
-    default:
-      return false;
-  }
-}
-
-char32_t last_code_point(std::string_view s) {
-  std::size_t start = s.size() - 1;
-  while (start > 0 && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80) --start;
-  std::size_t pos = start;
-  return next_code_point(s, pos);
-}
-
 // Hugging Face's AddedToken.
 struct AddedToken {
   std::string content;
@@ -561,17 +538,6 @@ class MergeTable {
   unsigned shift_ = 60;
   std::size_t size_ = 0;
 };
-
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
-struct StringEqual {
-  using is_transparent = void;
-  bool operator()(std::string_view a, std::string_view b) const noexcept { return a == b; }
-};
-template <typename V>
-using StringMap = std::unordered_map<std::string, V, StringHash, StringEqual>;
 
 // The bounded BPE result cache: words shorter than 256 bytes (Hugging Face's MAX_LENGTH), 16 shards under
 // their own mutex; a full shard is emptied.

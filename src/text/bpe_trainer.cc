@@ -13,18 +13,13 @@
 #include "core/files.h"
 #include "core/utf8.h"
 #include "text/byte_level.h"
+#include "text/text_util.h"
 
 namespace disranker {
 namespace {
 
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
-struct StringEqual {
-  using is_transparent = void;
-  bool operator()(std::string_view a, std::string_view b) const noexcept { return a == b; }
-};
+using text::StringEqual;
+using text::StringHash;
 
 using Pair = std::uint64_t;  // (left id << 32) | right id: ordering the keys orders the pairs
 constexpr Pair make_pair_key(std::uint32_t a, std::uint32_t b) {

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/utf8.h"
+#include "text/text_util.h"
 
 namespace disranker {
 
@@ -136,41 +137,6 @@ bool is_space(char32_t c) {
   return bert_is_whitespace(c);
 }
 
-char32_t last_code_point(std::string_view text) {
-  std::size_t i = text.size();
-  while (i > 0 && (static_cast<unsigned char>(text[i - 1]) & 0xC0) == 0x80) --i;
-  if (i > 0) --i;
-  std::size_t pos = i;
-  return detail::decode_utf8(text, pos);
-}
-
-// Rust regex \w (Alphabetic, marks, decimal digits, connector punctuation, joiners), for added tokens marked
-// single_word. Approximated with general categories plus the Other_Alphabetic symbols (circled and squared
-// letters).
-bool is_word_char(char32_t c) {
-  if (c == 0x200C || c == 0x200D) return true;
-  if ((c >= 0x24B6 && c <= 0x24E9) || (c >= 0x1F130 && c <= 0x1F149) || (c >= 0x1F150 && c <= 0x1F169) ||
-      (c >= 0x1F170 && c <= 0x1F189)) {
-    return true;
-  }
-  switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
-    case UTF8PROC_CATEGORY_LU:
-    case UTF8PROC_CATEGORY_LL:
-    case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM:
-    case UTF8PROC_CATEGORY_LO:
-    case UTF8PROC_CATEGORY_MN:
-    case UTF8PROC_CATEGORY_MC:
-    case UTF8PROC_CATEGORY_ME:
-    case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL:
-    case UTF8PROC_CATEGORY_PC:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // A set of added-token strings matched leftmost-longest, as the aho-corasick automaton Hugging Face builds.
 struct PatternSet {
   struct Pattern {
@@ -243,9 +209,10 @@ struct WordPieceTokenizer::Impl {
       pos = stop;
       const WordPieceAddedToken& token = *added[found->token].token;
       if (token.single_word) {
-        const bool space_before = start == 0 || !is_word_char(last_code_point(text.substr(0, start)));
+        const bool space_before =
+            start == 0 || !text::is_word_char(text::last_code_point(text.substr(0, start)));
         std::size_t after = stop;
-        const bool space_after = stop == n || !is_word_char(detail::decode_utf8(text, after));
+        const bool space_after = stop == n || !text::is_word_char(detail::decode_utf8(text, after));
         if (!space_before || !space_after) continue;
       }
       if (token.lstrip) {

@@ -10,18 +10,13 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/utf8.h"
+#include "text/text_util.h"
 
 namespace disranker {
 namespace {
 
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-struct StringEqual {
-  using is_transparent = void;
-  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
-};
+using text::StringEqual;
+using text::StringHash;
 
 using Symbol = std::int32_t;
 constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
