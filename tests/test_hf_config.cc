@@ -25,25 +25,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using testing::TempDir;
 
-void expect_error(const std::function<void()>& action, const std::string& file, const std::string& field,
-                  const std::string& what) {
-  try {
-    action();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.file(), file) << e.what();
-    EXPECT_EQ(e.field(), field) << e.what();
-    EXPECT_PRED_FORMAT2(::testing::IsSubstring, what, e.what());
-    return;
-  }
-  ADD_FAILURE() << "expected a disranker::Error, but nothing was thrown";
-}
-
-#define EXPECT_ERROR(statement, file, field, what)               \
-  do {                                                           \
-    SCOPED_TRACE("while running: " #statement);                  \
-    expect_error([&] { (void)(statement); }, file, field, what); \
-  } while (0)
-
 json read_json(const std::string& path) {
   std::ifstream in(path);
   return json::parse(in);
