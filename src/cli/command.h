@@ -11,8 +11,16 @@ void register_compare(CLI::App& app);
 void register_index(CLI::App& app);
 void register_retrieve(CLI::App& app);
 void register_tokenize(CLI::App& app);
+void register_clicks(CLI::App& app);
+void register_train_tokenizer(CLI::App& app);
 #ifdef DISRANKER_HAVE_TORCH
 void register_generate(CLI::App& app);
+void register_init(CLI::App& app);
+void register_score(CLI::App& app);
+void register_cpt(CLI::App& app);
+void register_mlm(CLI::App& app);
+void register_sft(CLI::App& app);
+void register_distill(CLI::App& app);
 #endif
 
 }  // namespace disranker::cli

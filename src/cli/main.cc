@@ -16,8 +16,16 @@ int main(int argc, char** argv) {
   disranker::cli::register_index(app);
   disranker::cli::register_retrieve(app);
   disranker::cli::register_tokenize(app);
+  disranker::cli::register_clicks(app);
+  disranker::cli::register_train_tokenizer(app);
 #ifdef DISRANKER_HAVE_TORCH
   disranker::cli::register_generate(app);
+  disranker::cli::register_init(app);
+  disranker::cli::register_cpt(app);
+  disranker::cli::register_sft(app);
+  disranker::cli::register_score(app);
+  disranker::cli::register_mlm(app);
+  disranker::cli::register_distill(app);
 #endif
   try {
     app.parse(argc, argv);

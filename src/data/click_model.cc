@@ -1,0 +1,1 @@
+#include "data/click_model.h"

@@ -1,0 +1,1 @@
+#include "data/cpt_pairs.h"

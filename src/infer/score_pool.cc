@@ -1,0 +1,1 @@
+#include "infer/score_pool.h"

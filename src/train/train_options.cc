@@ -1,0 +1,1 @@
+#include "train/train_options.h"
