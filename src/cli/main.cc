@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   CLI::App app{"DisRanker: distil an LLM's relevance judgement into a fast BERT ranker for web search"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "disranker 0.1.0");
+  app.set_config("--config", "",
+                 "TOML file of settings, one [command] section per command (e.g. [sft]); flags win");
   disranker::cli::register_eval(app);
   disranker::cli::register_compare(app);
   disranker::cli::register_index(app);

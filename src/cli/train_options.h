@@ -2,8 +2,8 @@
 // configuration saved with the outputs.
 //
 // --config FILE reads any of the stage's long flags from a TOML file (CLI11's config reader: `key = value`
-// lines, with the flag name without dashes, e.g. `learning-rate = 3e-4`); flags given on the command line win
-// over the file. The resolved values (every flag, defaults included) are written to OUT/config.toml, which can be
+// lines under a [<command>] section, with the flag name without dashes, e.g. `[sft]` then `learning-rate = 3e-4`);
+// flags given on the command line win over the file. One file can hold the settings of every stage. The resolved values (every flag, defaults included) are written to OUT/config.toml, which can be
 // passed back as --config to repeat the run.
 #pragma once
 
@@ -14,7 +14,7 @@
 
 namespace disranker::cli {
 
-// Adds --config to a stage subcommand.
+// Lets a stage subcommand take its settings from the main app's --config file (its [section]).
 void add_config_option(CLI::App& command);
 // --out, --device, --threads, --seed, --epochs, --max-steps, --save-every, --log-every, --resume, --quiet.
 // `default_epochs`, `default_save_every` set the stage's defaults.

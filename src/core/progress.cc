@@ -39,7 +39,8 @@ std::string ProgressBar::line(std::size_t done, const std::string& extra) const 
     const double fraction = std::min(1.0, static_cast<double>(done) / static_cast<double>(total_));
     constexpr int kWidth = 24;
     const int filled = static_cast<int>(fraction * kWidth);
-    text += "[" + std::string(static_cast<std::size_t>(filled), '#') + std::string(static_cast<std::size_t>(kWidth - filled), '.') + "] ";
+    text += "[" + std::string(static_cast<std::size_t>(filled), '#') +
+            std::string(static_cast<std::size_t>(kWidth - filled), '.') + "] ";
     const double eta = rate > 0 ? static_cast<double>(total_ - std::min(done, total_)) / rate : NAN;
     std::snprintf(buffer, sizeof(buffer), "%zu/%zu %s %3.0f%% | %.1f %s/s | %s elapsed, ETA %s", done, total_,
                   unit_.c_str(), 100.0 * fraction, rate, unit_.c_str(), format_duration(elapsed).c_str(),

@@ -15,13 +15,16 @@ std::uint64_t SplitMix64::next() {
 
 std::uint64_t SplitMix64::below(std::uint64_t n) {
   // Reject the top partial block so that every residue is equally likely.
-  const std::uint64_t limit = std::numeric_limits<std::uint64_t>::max() - std::numeric_limits<std::uint64_t>::max() % n;
+  const std::uint64_t limit =
+      std::numeric_limits<std::uint64_t>::max() - std::numeric_limits<std::uint64_t>::max() % n;
   std::uint64_t x = next();
   while (x >= limit) x = next();
   return x % n;
 }
 
-double SplitMix64::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+double SplitMix64::uniform() {
+  return static_cast<double>(next() >> 11) * 0x1.0p-53;
+}
 
 std::uint64_t batch_seed(std::uint64_t seed, std::int64_t epoch, std::int64_t index) {
   SplitMix64 a(seed);

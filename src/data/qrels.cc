@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "data/run.h"
 #include "data/tsv.h"
 
 namespace disranker {
@@ -60,6 +61,16 @@ void write_qrels(const std::string& path, const Qrels& qrels) {
       for (const auto& [docid, grade] : sorted) out << qid << " 0 " << docid << ' ' << grade << '\n';
     }
   });
+}
+
+Run judged_candidates(const Qrels& qrels) {
+  Run run;
+  for (const auto& [qid, judged] : qrels.by_query) {
+    auto& entries = run.by_query[qid];
+    for (const auto& [docid, grade] : judged) entries.push_back({docid, 0.0});
+  }
+  run.sort_by_score();  // a stable order (docid descending) instead of the hash map's
+  return run;
 }
 
 }  // namespace disranker

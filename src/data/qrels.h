@@ -20,6 +20,10 @@ struct Qrels {
 };
 
 Qrels read_qrels(const std::string& path);
+// The judged documents of each query as a run with score 0: the candidates to rerank when a set has no
+// first-stage run (WikiQA's candidate sentences are all judged).
+struct Run;
+Run judged_candidates(const Qrels& qrels);
 void write_qrels(const std::string& path, const Qrels& qrels);
 
 }  // namespace disranker

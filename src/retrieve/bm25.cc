@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <sstream>
+#include <unordered_map>
 
 #include "core/error.h"
 
@@ -218,6 +219,10 @@ std::size_t Bm25Index::num_docs() const {
   return impl_->db.get_doccount();
 }
 
+bool Bm25Index::has_doc(const std::string& docid) const {
+  return impl_->db.term_exists("Q" + docid);
+}
+
 const std::string& Bm25Index::language() const {
   return impl_->language;
 }
@@ -231,6 +236,34 @@ Run retrieve_bm25(const std::string& index_dir, const Queries& queries, const Re
     auto hits = index.search(query.text, options);
     if (!hits.empty()) run.by_query[query.id] = std::move(hits);
   }
+  return run;
+}
+
+Run rerank_bm25(const std::string& index_dir, const Queries& queries, const Run& candidates,
+                const RetrieveOptions& options, const std::string& candidates_source) {
+  check_options(options);
+  const Bm25Index index(index_dir);
+  RetrieveOptions all = options;
+  all.k = index.num_docs();
+  Run run;
+  run.tag = options.tag;
+  for (const auto& [qid, entries] : candidates.by_query) {
+    const Query* query = queries.find(qid);
+    if (query == nullptr)
+      throw Error(candidates_source, 0, "qid", "query " + qid + " is not in the queries file");
+    std::unordered_map<std::string, double> bm25;
+    for (auto& hit : index.search(query->text, all)) bm25.emplace(std::move(hit.docid), hit.score);
+    auto& out = run.by_query[qid];
+    for (const auto& entry : entries) {
+      const auto found = bm25.find(entry.docid);
+      if (found == bm25.end() && !index.has_doc(entry.docid)) {
+        throw Error(candidates_source, 0, "docid",
+                    "document " + entry.docid + " of query " + qid + " is not in the index " + index_dir);
+      }
+      out.push_back({entry.docid, found == bm25.end() ? 0.0 : found->second});
+    }
+  }
+  run.sort_by_score();
   return run;
 }
 

@@ -66,6 +66,8 @@ class Bm25Index {
   std::vector<RunEntry> search(const std::string& query, const RetrieveOptions& options) const;
 
   std::size_t num_docs() const;
+  // Whether a document with this docid is indexed.
+  bool has_doc(const std::string& docid) const;
   const std::string& language() const;
 
  private:
@@ -75,5 +77,13 @@ class Bm25Index {
 
 // Runs every query against the index at `index_dir`. Queries that match nothing are absent from the run.
 Run retrieve_bm25(const std::string& index_dir, const Queries& queries, const RetrieveOptions& options);
+
+// BM25 as a reranker: each query's candidates (e.g. WikiQA's judged sentences, or another system's top 100)
+// scored by BM25 over the whole index, exactly: the query is searched with k = the index size, and a
+// candidate that shares no term with the query scores 0 (BM25's value for it). options.k is ignored. A
+// candidate docid that is not in the index, or a qid that is not in `queries`, is an Error naming
+// `candidates_source`.
+Run rerank_bm25(const std::string& index_dir, const Queries& queries, const Run& candidates,
+                const RetrieveOptions& options, const std::string& candidates_source = "candidates");
 
 }  // namespace disranker
