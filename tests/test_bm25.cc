@@ -6,9 +6,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 
 #include "core/error.h"
+#include "data/qrels.h"
 #include "retrieve/bm25.h"
 #include "test_util.h"
 
@@ -363,6 +365,54 @@ TEST(Bm25Cli, IndexThenRetrieve) {
   const std::string missing_cmd = std::string(bin) + " retrieve --index " + index + "-missing --queries " +
                                   queries + " --out " + run + quiet;
   EXPECT_NE(std::system(missing_cmd.c_str()), 0);
+}
+
+// Reranking given candidates: each candidate gets exactly the score full retrieval gives it, and a candidate
+// that shares no word with the query gets 0 (BM25's value) instead of disappearing from the list.
+TEST(Bm25Rerank, ScoresEveryCandidateAsRetrievalWould) {
+  TempDir tmp;
+  const std::string dir = build(tmp, english_docs());
+  Queries queries;
+  queries.add({"q1", "cat"});
+  disranker::Run candidates;
+  candidates.by_query["q1"] = {{"d4", 9.0}, {"d1", 1.0}, {"d5", 5.0}};  // input scores are ignored
+  const disranker::Run reranked = rerank_bm25(dir, queries, candidates, RetrieveOptions{});
+  const disranker::Run retrieved = retrieve_bm25(dir, queries, RetrieveOptions{});
+  ASSERT_EQ(reranked.by_query.at("q1").size(), 3u);
+  std::map<std::string, double> full;
+  for (const auto& entry : retrieved.by_query.at("q1")) full[entry.docid] = entry.score;
+  std::map<std::string, double> got;
+  for (const auto& entry : reranked.by_query.at("q1")) got[entry.docid] = entry.score;
+  EXPECT_DOUBLE_EQ(got["d1"], full.at("d1"));
+  EXPECT_DOUBLE_EQ(got["d5"], full.at("d5"));
+  EXPECT_FALSE(full.count("d4"));  // "weather report / rain and wind" has no cat
+  EXPECT_EQ(got["d4"], 0.0);
+  EXPECT_EQ(reranked.by_query.at("q1").back().docid, "d4");  // ranked last
+}
+
+TEST(Bm25Rerank, UnknownCandidatesAndQueriesAreErrorsNamingTheSource) {
+  TempDir tmp;
+  const std::string dir = build(tmp, english_docs());
+  Queries queries;
+  queries.add({"q1", "cat"});
+  disranker::Run candidates;
+  candidates.by_query["q1"] = {{"nope", 0.0}};
+  EXPECT_ERROR(rerank_bm25(dir, queries, candidates, RetrieveOptions{}, "cands.txt"), "cands.txt", "docid",
+               "document nope of query q1 is not in the index");
+  disranker::Run unknown_query;
+  unknown_query.by_query["q9"] = {{"d1", 0.0}};
+  EXPECT_ERROR(rerank_bm25(dir, queries, unknown_query, RetrieveOptions{}, "cands.txt"), "cands.txt", "qid",
+               "query q9 is not in the queries file");
+}
+
+TEST(JudgedCandidates, AreEveryJudgedDocumentOfEachQuery) {
+  Qrels qrels;
+  qrels.by_query["q1"] = {{"a", 0}, {"b", 2}};
+  qrels.by_query["q2"] = {{"c", 1}};
+  const disranker::Run run = judged_candidates(qrels);
+  ASSERT_EQ(run.by_query.size(), 2u);
+  EXPECT_EQ(run.by_query.at("q1").size(), 2u);
+  EXPECT_EQ(run.by_query.at("q2").at(0).docid, "c");
 }
 
 }  // namespace
