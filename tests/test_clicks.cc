@@ -404,7 +404,7 @@ TEST(ClickLabels, ClipsTheInverseWeightAndLeavesOutRarelyShownPairs) {
   EXPECT_EQ(report.too_few_impressions, 1u);
   EXPECT_EQ(report.pairs, 3u);
   EXPECT_EQ(*qrels.grade("q", "d1"), 0);
-  EXPECT_EQ(*qrels.grade("q", "d20"), 3);  // 3.33 reaches 0.05, 0.2 and 0.5
+  EXPECT_EQ(*qrels.grade("q", "d20"), 3);  // 3.33 reaches the default thresholds 0.15, 0.35 and 0.7
   EXPECT_EQ(report.grade_counts, (std::vector<std::size_t>{1, 0, 0, 1}));
 }
 

@@ -16,8 +16,8 @@ namespace disranker::cli {
 
 // Lets a stage subcommand take its settings from the main app's --config file (its [section]).
 void add_config_option(CLI::App& command);
-// --out, --device, --threads, --seed, --epochs, --max-steps, --save-every, --log-every, --resume, --quiet.
-// `default_epochs`, `default_save_every` set the stage's defaults.
+// --out, --device, --threads, --seed, --epochs, --max-steps, --save-every, --log-every, --resume, --quiet
+// (the defaults are those `run` holds when called).
 void add_run_options(CLI::App& command, RunOptions& run);
 // --learning-rate, --weight-decay, --adam-beta1, --adam-beta2, --adam-eps, --schedule, --warmup-ratio,
 // --warmup-steps, --max-grad-norm, --grad-accumulation.

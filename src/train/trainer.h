@@ -23,7 +23,7 @@
 namespace disranker {
 
 struct MicroBatchResult {
-  torch::Tensor loss;  // scalar; the trainer scales it by 1 / grad_accumulation and calls backward()
+  torch::Tensor loss;  // scalar; the trainer divides it by the micro-batches of its step and calls backward()
   double units = 0;    // tokens, pairs or sequences processed, for the throughput figure
   // Extra figures averaged into the log lines (e.g. {"ranknet": 0.3}); optional.
   std::vector<std::pair<std::string, double>> extra;
