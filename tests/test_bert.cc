@@ -849,6 +849,7 @@ TEST(BertAndDecoderPresets, EveryPresetInConfigsModelsParses) {
     std::int64_t layers, hidden, heads, kv_heads;
   };
   for (const auto& p : {DecoderPreset{"decoder-tiny.json", "llama", 2, 64, 4, 2},
+                        DecoderPreset{"decoder-mini.json", "llama", 4, 128, 4, 2},
                         DecoderPreset{"decoder-small.json", "llama", 4, 256, 8, 2},
                         DecoderPreset{"qwen2-0.5b.json", "qwen2", 24, 896, 14, 2}}) {
     SCOPED_TRACE(p.file);
@@ -868,7 +869,7 @@ TEST(BertAndDecoderPresets, EveryPresetInConfigsModelsParses) {
   // Every preset in the folder is one of the above.
   std::size_t count = 0;
   for (const auto& entry : fs::directory_iterator(dir)) count += entry.path().extension() == ".json";
-  EXPECT_EQ(count, 7u);
+  EXPECT_EQ(count, 8u);
 }
 
 TEST(BertAndDecoderPresets, TheTestSizedBertPresetBuildsAModel) {
