@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/bert.h"
@@ -57,7 +58,11 @@ class Ranker {
 
   Architecture architecture() const { return architecture_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
-  const PairEncoder& encoder() const { return *encoder_; }
+  // The pair encoder; it follows manifest().max_length (a changed budget takes effect at the next call).
+  const PairEncoder& encoder() const {
+    sync_encoder();
+    return *encoder_;
+  }
   const RankerManifest& manifest() const { return manifest_; }
   RankerManifest& manifest() { return manifest_; }
   const torch::Device& device() const { return device_; }
@@ -90,10 +95,17 @@ class Ranker {
  private:
   Ranker() = default;
   void init_encoder();
+  // Rebuilds the encoder when manifest_.max_length no longer matches its budget (`score --max-length`).
+  void sync_encoder() const;
   Architecture architecture_ = Architecture::kBert;
   std::unique_ptr<Tokenizer> tokenizer_;
-  std::unique_ptr<PairEncoder> encoder_;
-  std::vector<std::string> tokenizer_files_;
+  mutable std::unique_ptr<PairEncoder> encoder_;  // mutable: see sync_encoder
+  std::vector<std::string> tokenizer_files_;  // names in the model directory (vocab.txt, tokenizer.json, ...)
+  // Their contents, read when the model was opened or created: saving must not depend on the source still
+  // being there (a training run may save over the directory it loaded, or delete its starting checkpoint).
+  std::vector<std::pair<std::string, std::string>> tokenizer_file_bytes_;
+  std::string source_;  // the directory or config the model came from, for error messages
+  TokenId pad_id_ = 0;  // fills the padding of a batch (masked out)
   RankerManifest manifest_;
   torch::Device device_{torch::kCPU};
   Decoder decoder_{nullptr};
