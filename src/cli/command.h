@@ -13,6 +13,7 @@ void register_retrieve(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_clicks(CLI::App& app);
 void register_train_tokenizer(CLI::App& app);
+void register_report(CLI::App& app);
 #ifdef DISRANKER_HAVE_TORCH
 void register_generate(CLI::App& app);
 void register_init(CLI::App& app);
@@ -21,6 +22,7 @@ void register_cpt(CLI::App& app);
 void register_mlm(CLI::App& app);
 void register_sft(CLI::App& app);
 void register_distill(CLI::App& app);
+void register_pipeline(CLI::App& app);
 #endif
 
 }  // namespace disranker::cli

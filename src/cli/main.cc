@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   disranker::cli::register_tokenize(app);
   disranker::cli::register_clicks(app);
   disranker::cli::register_train_tokenizer(app);
+  disranker::cli::register_report(app);
 #ifdef DISRANKER_HAVE_TORCH
   disranker::cli::register_generate(app);
   disranker::cli::register_init(app);
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   disranker::cli::register_score(app);
   disranker::cli::register_mlm(app);
   disranker::cli::register_distill(app);
+  disranker::cli::register_pipeline(app);
 #endif
   try {
     app.parse(argc, argv);
