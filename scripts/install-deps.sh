@@ -5,8 +5,8 @@ set -euo pipefail
 
 packages=(
   g++ cmake ninja-build ccache pkg-config
-  libxapian-dev nlohmann-json3-dev libcli11-dev libutf8proc-dev libpcre2-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libxapian-dev nlohmann-json3-dev libcli11-dev libutf8proc-dev libpcre2-dev libcpp-httplib-dev
+  libgtest-dev libgmock-dev libbenchmark-dev jq curl
   libtorch-dev libopenblas0-openmp
 )
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/stage_command.h"
 #include "cli/train_options.h"
 #include "core/error.h"
 #include "model/ranker.h"
@@ -27,29 +28,9 @@ struct DistillCommand {
     options.train.loss.pairs = parse_pair_selection(pairs);
     options.norm = parse_teacher_norm(norm);
     validate(options);
-    validate(run);
-    validate(optimizer);
-    const torch::Device device = parse_device(run.device);
-    set_torch_threads(run.threads);
-    auto student = Ranker::load(model_dir, device);
-    save_resolved_config(command, run.out_dir);
+    auto student = open_stage_model(model_dir, run, optimizer, command);
     const auto summary = run_distill(*student, model_dir, options, run, optimizer);
-    std::fprintf(stderr,
-                 "distill: %lld steps, final loss %.4f; %.1f pairs/s; model: %s; summary: %s/summary.json\n",
-                 static_cast<long long>(summary.value("steps", 0)), summary.value("final_loss", 0.0),
-                 summary.value("pairs_per_second", 0.0), summary.value("model", std::string()).c_str(),
-                 run.out_dir.c_str());
-    if (summary.contains("validation")) {
-      std::string line;
-      for (const auto& [name, value] : summary["validation"].items()) {
-        char buffer[96];
-        std::snprintf(buffer, sizeof(buffer), "%s%s %.4f", line.empty() ? "" : ", ", name.c_str(),
-                      value.get<double>());
-        line += buffer;
-      }
-      std::fprintf(stderr, "distill: dev (%s): %s\n", summary["dev"].value("set", std::string()).c_str(),
-                   line.c_str());
-    }
+    print_stage_summary("distill", summary, run.out_dir, {{"pairs_per_second", "pairs/s"}});
   }
 };
 

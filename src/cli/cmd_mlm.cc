@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/stage_command.h"
 #include "cli/train_options.h"
 #include "model/ranker.h"
 #include "model/runtime.h"
@@ -22,18 +23,9 @@ struct MlmCommand {
 
   void execute(const CLI::App& command) {
     validate(options);
-    validate(run);
-    validate(optimizer);
-    const torch::Device device = parse_device(run.device);
-    set_torch_threads(run.threads);
-    auto ranker = Ranker::load(model_dir, device);
-    save_resolved_config(command, run.out_dir);
+    auto ranker = open_stage_model(model_dir, run, optimizer, command);
     const auto summary = run_mlm(*ranker, model_dir, options, run, optimizer);
-    std::fprintf(stderr,
-                 "mlm: %lld steps, final loss %.4f; %.0f tokens/s; model: %s; summary: %s/summary.json\n",
-                 static_cast<long long>(summary.value("steps", 0)), summary.value("final_loss", 0.0),
-                 summary.value("tokens_per_second", 0.0), summary.value("model", std::string()).c_str(),
-                 run.out_dir.c_str());
+    print_stage_summary("mlm", summary, run.out_dir, {{"tokens_per_second", "tokens/s"}});
     if (summary.contains("validation")) {
       std::fprintf(stderr, "mlm: held-out masked-token loss %.4f, accuracy %.4f (held out: %s)\n",
                    summary["validation"].value("loss", 0.0), summary["validation"].value("accuracy", 0.0),

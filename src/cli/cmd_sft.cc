@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/stage_command.h"
 #include "cli/train_options.h"
 #include "core/error.h"
 #include "model/ranker.h"
@@ -38,29 +39,9 @@ struct SftCommand {
     options.lora.target_modules = split_list(lora_targets);
     options.groups.require_positive = !keep_no_positive;
     validate(options);
-    validate(run);
-    validate(optimizer);
-    const torch::Device device = parse_device(run.device);
-    set_torch_threads(run.threads);
-    auto ranker = Ranker::load(model_dir, device);
-    save_resolved_config(command, run.out_dir);
+    auto ranker = open_stage_model(model_dir, run, optimizer, command);
     const auto summary = run_sft(*ranker, model_dir, options, run, optimizer);
-    std::fprintf(stderr,
-                 "sft: %lld steps, final loss %.4f; %.1f pairs/s; model: %s; summary: %s/summary.json\n",
-                 static_cast<long long>(summary.value("steps", 0)), summary.value("final_loss", 0.0),
-                 summary.value("pairs_per_second", 0.0), summary.value("model", std::string()).c_str(),
-                 run.out_dir.c_str());
-    if (summary.contains("validation")) {
-      std::string line;
-      for (const auto& [name, value] : summary["validation"].items()) {
-        char buffer[96];
-        std::snprintf(buffer, sizeof(buffer), "%s%s %.4f", line.empty() ? "" : ", ", name.c_str(),
-                      value.get<double>());
-        line += buffer;
-      }
-      std::fprintf(stderr, "sft: dev (%s): %s\n", summary["dev"].value("set", std::string()).c_str(),
-                   line.c_str());
-    }
+    print_stage_summary("sft", summary, run.out_dir, {{"pairs_per_second", "pairs/s"}});
   }
 };
 

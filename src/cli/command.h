@@ -23,6 +23,7 @@ void register_mlm(CLI::App& app);
 void register_sft(CLI::App& app);
 void register_distill(CLI::App& app);
 void register_pipeline(CLI::App& app);
+void register_serve(CLI::App& app);
 #endif
 
 }  // namespace disranker::cli

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   disranker::cli::register_mlm(app);
   disranker::cli::register_distill(app);
   disranker::cli::register_pipeline(app);
+  disranker::cli::register_serve(app);
 #endif
   try {
     app.parse(argc, argv);

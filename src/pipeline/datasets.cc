@@ -45,6 +45,23 @@ std::string strip_set_prefix(const std::string& id) {
   return colon == std::string::npos ? id : id.substr(colon + 1);
 }
 
+std::size_t prepare_collection(const DatasetFiles& set, const std::string& out_dir) {
+  fs::create_directories(out_dir);
+  const Docs all = read_docs(set.docs, /*allow_empty=*/true);
+  Docs kept;
+  for (const auto& doc : all.items()) {
+    if (!doc.title.empty() || !doc.text.empty()) kept.add(doc);
+  }
+  const std::size_t dropped = all.size() - kept.size();
+  if (dropped > 0) {
+    std::cerr << "prepare: " << set.name << ": " << dropped << " empty documents left out of " << all.size()
+              << "\n";
+  }
+  write_docs((fs::path(out_dir) / "docs.tsv").string(), kept);
+  write_queries((fs::path(out_dir) / "queries.tsv").string(), read_queries(set.queries));
+  return dropped;
+}
+
 namespace {
 
 // The candidates of one set: its BM25 run's top k, or its judged documents.

@@ -38,6 +38,11 @@ struct MergeReport {
 MergeReport merge_datasets(const std::vector<DatasetFiles>& sets, std::size_t max_candidates, bool prefix_ids,
                            const std::string& out_dir);
 
+// A whole collection for out-of-domain evaluation: OUT_DIR/queries.tsv and docs.tsv, without the documents
+// that have neither title nor text (they cannot be scored; their number is printed on stderr). Returns how
+// many documents were left out.
+std::size_t prepare_collection(const DatasetFiles& set, const std::string& out_dir);
+
 // "wikiqa-train:Q1" → "Q1" (ids of a merged set back to the set's own).
 std::string strip_set_prefix(const std::string& id);
 

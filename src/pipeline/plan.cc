@@ -184,6 +184,13 @@ Plan build_plan(const PipelineSettings& s) {
   steps.push_back(action_step(
       "prepare-pool", "distillation pool: the training candidates plus the unlabelled pool sets",
       [=] { merge_datasets(pool_all, k, true, pool_dir.string()); }, set_inputs(pool_all)));
+  for (const auto& name : s.ood_sets) {
+    const auto files = eval_files[name];
+    const std::string dir = (data / "eval" / name).string();
+    steps.push_back(action_step(
+        "prepare-" + name, "the " + name + " collection", [=] { prepare_collection(files, dir); },
+        set_inputs({files})));
+  }
   for (const auto& name : s.dev_sets) {
     const auto files = eval_files[name];
     const std::string dir = (data / "eval" / name).string();
@@ -197,10 +204,10 @@ Plan build_plan(const PipelineSettings& s) {
     const auto& files = eval_files[name];
     const bool ood = contains(s.ood_sets, name);
     if (!files.run.empty() && !ood) continue;  // the set's own BM25 run is the reference
-    const std::string docs = ood ? files.docs : join(data / "eval" / name, "docs.tsv");
+    const std::string docs = join(data / "eval" / name, "docs.tsv");
     const std::string index = (out / "index" / name).string();
     steps.push_back(command_step("index-" + name, "BM25 index of " + name,
-                                 {"index", "--docs", docs, "--out", index}, {docs}));
+                                 {"index", "--docs", docs, "--out", index, "--force"}, {docs}));
     std::vector<std::string> args = {"retrieve",
                                      "--index",
                                      index,
@@ -291,7 +298,7 @@ Plan build_plan(const PipelineSettings& s) {
   const std::string cpt_dir = (out / "train" / "teacher-cpt").string();
   {
     std::vector<std::string> args = {"cpt",    "--model",  teacher_init, "--pairs", cpt_pairs,
-                                     "--text", train_docs, "--out",      cpt_dir,   "--quiet"};
+                                     "--text", train_docs, "--out",      cpt_dir};
     add_common(args, s, "teacher-cpt", true);
     steps.push_back(training_step("teacher-cpt", "continued pre-training: query → clicked title + summary",
                                   args, {teacher_init, cpt_pairs, train_docs}, cpt_dir));
@@ -299,7 +306,7 @@ Plan build_plan(const PipelineSettings& s) {
   const std::string first_dev = s.dev_sets.empty() ? "" : s.dev_sets.front();
   auto rank_args = [&](const std::string& command, const std::string& model, const std::string& dir,
                        const std::string& section) {
-    std::vector<std::string> args = {command, "--model", model, "--out", dir, "--quiet"};
+    std::vector<std::string> args = {command, "--model", model, "--out", dir};
     if (command == "sft") {
       args.insert(args.end(), {"--queries", train_queries, "--docs", train_docs, "--qrels", train_qrels,
                                "--run", train_candidates});
@@ -368,7 +375,7 @@ Plan build_plan(const PipelineSettings& s) {
   const std::string mlm_dir = (out / "train" / "student-mlm").string();
   {
     std::vector<std::string> args = {"mlm",    "--model",    student_init, "--text", pool_docs,
-                                     "--text", pool_queries, "--out",      mlm_dir,  "--quiet"};
+                                     "--text", pool_queries, "--out",      mlm_dir};
     add_common(args, s, "student-mlm", true);
     steps.push_back(training_step("student-mlm", "masked-LM pre-training of the student from scratch", args,
                                   {student_init, pool_dir.string()}, mlm_dir));
@@ -396,10 +403,9 @@ Plan build_plan(const PipelineSettings& s) {
 
   // --- Scores of every system on every evaluation set.
   for (const auto& set : eval_sets) {
-    const auto& files = eval_files[set];
     const bool ood = contains(s.ood_sets, set);
-    const std::string queries = ood ? files.queries : join(data / "eval" / set, "queries.tsv");
-    const std::string docs = ood ? files.docs : join(data / "eval" / set, "docs.tsv");
+    const std::string queries = join(data / "eval" / set, "queries.tsv");
+    const std::string docs = join(data / "eval" / set, "docs.tsv");
     for (const auto& system : plan.systems) {
       if (system.model_dir.empty() || (ood && !system.on_ood)) continue;
       std::vector<std::string> args = {"score",
