@@ -5,16 +5,20 @@
 namespace disranker::cli {
 
 void EvalFlags::add_to(CLI::App& command) {
-  command.add_option("-m,--metric", metric_names,
-                     "Metric, repeatable: ndcg, ndcg_cut.K, map, recip_rank, mrr_cut.K, P.K, recall.K, pnr, pnr_macro "
-                     "(default: ndcg_cut.5 ndcg_cut.10 mrr_cut.10 map P.10 recall.100 pnr)");
+  command.add_option(
+      "-m,--metric", metric_names,
+      "Metric, repeatable: ndcg, ndcg_cut.K, map, recip_rank, mrr_cut.K, P.K, recall.K, pnr, pnr_macro "
+      "(default: ndcg_cut.5 ndcg_cut.10 mrr_cut.10 map P.10 recall.100 pnr)");
   command.add_option("--gain", gain, "NDCG gain: linear (the grade, as trec_eval) or exp (2^grade - 1)")
       ->check(CLI::IsMember({"linear", "exp"}))
       ->capture_default_str();
-  command.add_option("-M,--depth", depth, "Use only the top K documents of each query, as trec_eval -M (0 = all)")
+  command
+      .add_option("-M,--depth", depth,
+                  "Use only the top K documents of each query, as trec_eval -M (0 = all)")
       ->capture_default_str();
-  command.add_option("-l,--rel-level", rel_level,
-                     "Binary metrics count a document as relevant when its grade >= this (TREC DL uses 2)")
+  command
+      .add_option("-l,--rel-level", rel_level,
+                  "Binary metrics count a document as relevant when its grade >= this (TREC DL uses 2)")
       ->capture_default_str();
   command.add_flag("--skip-missing", skip_missing,
                    "Drop qrels queries that the run lacks (trec_eval without -c); by default they score 0");
@@ -40,12 +44,7 @@ EvalOptions EvalFlags::options() const {
 
 Qrels EvalFlags::load_qrels(const std::string& path) const {
   Qrels qrels = read_qrels(path);
-  if (require_relevant) {
-    std::erase_if(qrels.by_query, [&](const auto& entry) {
-      return std::none_of(entry.second.begin(), entry.second.end(),
-                          [&](const auto& judgment) { return judgment.second >= rel_level; });
-    });
-  }
+  if (require_relevant) keep_queries_with_relevant(qrels, rel_level);
   return qrels;
 }
 

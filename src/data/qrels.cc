@@ -63,6 +63,13 @@ void write_qrels(const std::string& path, const Qrels& qrels) {
   });
 }
 
+void keep_queries_with_relevant(Qrels& qrels, int rel_level) {
+  std::erase_if(qrels.by_query, [&](const auto& entry) {
+    return std::none_of(entry.second.begin(), entry.second.end(),
+                        [&](const auto& judgment) { return judgment.second >= rel_level; });
+  });
+}
+
 Run judged_candidates(const Qrels& qrels) {
   Run run;
   for (const auto& [qid, judged] : qrels.by_query) {

@@ -24,6 +24,9 @@ Qrels read_qrels(const std::string& path);
 // first-stage run (WikiQA's candidate sentences are all judged).
 struct Run;
 Run judged_candidates(const Qrels& qrels);
+// Drops the queries with no document graded rel_level or higher (WikiQA's protocol: evaluate only questions
+// that have an answer).
+void keep_queries_with_relevant(Qrels& qrels, int rel_level);
 void write_qrels(const std::string& path, const Qrels& qrels);
 
 }  // namespace disranker

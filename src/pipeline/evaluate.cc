@@ -14,12 +14,7 @@ nlohmann::json evaluate_set(const EvalSet& set, const std::vector<SystemRun>& sy
                             const std::vector<std::string>& metric_names,
                             const std::vector<std::string>& against, std::size_t permutations) {
   Qrels qrels = read_qrels(set.qrels);
-  if (set.require_relevant) {
-    std::erase_if(qrels.by_query, [&](const auto& entry) {
-      return std::none_of(entry.second.begin(), entry.second.end(),
-                          [&](const auto& judgment) { return judgment.second >= set.rel_level; });
-    });
-  }
+  if (set.require_relevant) keep_queries_with_relevant(qrels, set.rel_level);
   std::vector<MetricSpec> metrics;
   for (const auto& name : metric_names) metrics.push_back(parse_metric(name));
   EvalOptions options;

@@ -36,17 +36,9 @@ ValidationSet load_validation_set(const std::string& dir, const std::string& run
   set.qrels = read_qrels(qrels_path);
 
   if (require_relevant) {
-    std::size_t dropped = 0;
-    for (auto it = set.qrels.by_query.begin(); it != set.qrels.by_query.end();) {
-      bool has_relevant = false;
-      for (const auto& [docid, grade] : it->second) has_relevant = has_relevant || grade >= rel_level;
-      if (has_relevant) {
-        ++it;
-      } else {
-        it = set.qrels.by_query.erase(it);
-        ++dropped;
-      }
-    }
+    const std::size_t before = set.qrels.by_query.size();
+    keep_queries_with_relevant(set.qrels, rel_level);
+    const std::size_t dropped = before - set.qrels.by_query.size();
     std::cerr << "validation: " << set.name << ": " << set.qrels.by_query.size()
               << " queries with a document at grade >= " << rel_level << " (" << dropped
               << " without one left out)\n";
