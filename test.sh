@@ -19,8 +19,12 @@ done
 scripts/install-deps.sh
 # OpenBLAS 0.3.21 misdetects this CPU (STACK.md): pick its AVX-512 kernels for the test processes too.
 if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX; fi
-# The Hugging Face tokenizers library (npm, offline native binding) is the tests' reference for token ids.
-[ -d tests/oracle/node_modules/tokenizers ] || npm install --prefix tests/oracle --no-audit --no-fund --loglevel=error
+# The Hugging Face tokenizers library (npm, offline native binding) is the tests' reference for token ids;
+# ONNX Runtime (onnxruntime-node, CPU binaries bundled) runs the exported models. ONNXRUNTIME_NODE_INSTALL=skip
+# stops its install script from fetching the optional CUDA binaries.
+if [ ! -d tests/oracle/node_modules/tokenizers ] || [ ! -d tests/oracle/node_modules/onnxruntime-node ]; then
+  ONNXRUNTIME_NODE_INSTALL=skip npm install --prefix tests/oracle --no-audit --no-fund --loglevel=error
+fi
 scripts/build.sh build
 (cd build && ctest --output-on-failure --timeout 600)
 

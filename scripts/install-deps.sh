@@ -7,7 +7,8 @@ packages=(
   g++ cmake ninja-build ccache pkg-config
   libxapian-dev nlohmann-json3-dev libcli11-dev libutf8proc-dev libpcre2-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev jq curl
-  libtorch-dev libopenblas0-openmp
+  libonnx-dev libprotobuf-dev
+  libtorch-dev libopenblas0-openmp libdnnl-dev
 )
 
 # Node runs the reference implementations the tests compare against (tests/oracle). Machines that already have a

@@ -24,7 +24,8 @@ class ToyTokenizer : public Tokenizer {
     std::vector<TokenId> ids;
     std::istringstream words{std::string(text)};
     std::string w;
-    while (words >> w) ids.push_back(w[0] == 'w' ? std::stoi(w.substr(1)) : 900 + static_cast<TokenId>(w.size()));
+    while (words >> w)
+      ids.push_back(w[0] == 'w' ? std::stoi(w.substr(1)) : 900 + static_cast<TokenId>(w.size()));
     return ids;
   }
   std::string decode(std::span<const TokenId>, bool) const override { return ""; }
@@ -96,6 +97,35 @@ TEST(Truncation, NeverCutsTheProtectedQueryTokens) {
   EXPECT_LE(e.ids.size(), options.max_length);
 }
 
+TEST(DocumentBudget, CapsTitlePlusSummaryCuttingTheSummaryFirst) {
+  ToyTokenizer tok(true);
+  PairEncoder encoder(tok, {});  // max_length 256: only the document budget cuts
+  // Title 2 + summary 4 = 6 > 3: the summary keeps 1 token; the query is untouched.
+  const auto e = encoder.encode(words(1, 5), "w21 w22", words(31, 4), 3);
+  EXPECT_EQ(e.ids, (std::vector<TokenId>{101, 1, 2, 3, 4, 5, 102, 21, 22, 102, 31, 102}));
+  EXPECT_TRUE(e.truncated);
+  // A budget below the title's length drops the summary (and its [SEP]) and cuts the title.
+  EXPECT_EQ(encoder.encode("w1", "w21 w22 w23", "w31", 2).ids,
+            (std::vector<TokenId>{101, 1, 102, 21, 22, 102}));
+  // A document within the budget, or no budget (0), is left alone.
+  const auto whole = encoder.encode("w1", "w21", "w31", 2);
+  EXPECT_EQ(whole.ids, (std::vector<TokenId>{101, 1, 102, 21, 102, 31, 102}));
+  EXPECT_FALSE(whole.truncated);
+  EXPECT_EQ(encoder.encode("w1", "w21", words(31, 9), 0).ids.size(), 3u + 1 + 1 + 9 + 1);
+}
+
+TEST(DocumentBudget, StillObeysMaxLength) {
+  ToyTokenizer tok(true);
+  PairEncoderOptions options;
+  options.max_length = 8;
+  options.protected_query_tokens = 2;
+  PairEncoder encoder(tok, options);
+  // The document budget (5) leaves title 2 + summary 3: 4 specials + 7 = 11 > 8, so max_length cuts the whole
+  // summary, its [SEP] with it.
+  EXPECT_EQ(encoder.encode("w1 w2", "w21 w22", words(31, 6), 5).ids,
+            (std::vector<TokenId>{101, 1, 2, 102, 21, 22, 102}));
+}
+
 TEST(Truncation, RejectsABudgetThatCannotHoldTheProtectedQuery) {
   ToyTokenizer tok(true);
   PairEncoderOptions options;
@@ -139,7 +169,8 @@ TEST(DecoderPairTemplate, NeedsAnEosToken) {
 TEST(Batching, PadsToTheLongestPairWithMaskAndLengths) {
   ToyTokenizer tok(true);
   PairEncoder encoder(tok, {});
-  const std::vector<EncodedPair> pairs = {encoder.encode("w1", "", "w5"), encoder.encode("w1 w2", "w3", "w4 w5")};
+  const std::vector<EncodedPair> pairs = {encoder.encode("w1", "", "w5"),
+                                          encoder.encode("w1 w2", "w3", "w4 w5")};
   const Batch b = make_batch(pairs, 0);
   EXPECT_EQ(b.batch_size, 2u);
   // Row 1 is [CLS] w1 w2 [SEP] w3 [SEP] w4 w5 [SEP]: 9 tokens; row 0 (5 tokens) is padded to 9.

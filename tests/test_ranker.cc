@@ -24,6 +24,7 @@
 #include "model/lora.h"
 #include "model/ranker.h"
 #include "model/torch_tensors.h"
+#include "test_scores.h"
 #include "test_util.h"
 #include "text/bpe_trainer.h"
 #include "train/validation.h"
@@ -32,6 +33,7 @@ namespace disranker {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::expect_near_all;
 using testing::TempDir;
 
 const torch::Device kCpu(torch::kCPU);
@@ -127,11 +129,6 @@ std::map<std::pair<std::string, std::string>, double> scores_of(const Run& run) 
     for (const auto& e : entries) out[{qid, e.docid}] = e.score;
   }
   return out;
-}
-
-void expect_near_all(const std::vector<double>& a, const std::vector<double>& b, double tolerance) {
-  ASSERT_EQ(a.size(), b.size());
-  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], tolerance) << "pair " << i;
 }
 
 // ---- create / save / load

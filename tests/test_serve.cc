@@ -102,7 +102,7 @@ class FakeScorer : public Scorer {
     batches_.push_back(batch);
     return scores;
   }
-  std::size_t count_tokens(const std::string& query, const ScoreRequestDoc& doc) override {
+  std::size_t count_tokens(const std::string& query, const ScoreRequestDoc& doc, std::size_t) override {
     if (query == "uncountable") throw std::runtime_error("cannot count");
     return count(query, doc);
   }
@@ -513,7 +513,7 @@ TEST(ServeBatcher, CutsBatchesAtThePairBudget) {
   EXPECT_EQ(scores.tokens, 20u);
 }
 
-TEST(ServeBatcher, CutsBatchesAtTheTokenBudgetAndScoresALongPairAlone) {
+TEST(ServeBatcher, CutsAGroupShortestFirstAtTheTokenBudgetAndScoresALongPairAlone) {
   FakeScorer scorer;
   BatcherOptions options;
   options.max_tokens = 10;
@@ -523,7 +523,13 @@ TEST(ServeBatcher, CutsBatchesAtTheTokenBudgetAndScoresALongPairAlone) {
   texts.push_back("a b c d e f g h i j k l m n o p q r s t");  // 21 tokens with the query
   texts.push_back("w");
   batcher.submit(group_of("q", texts)).get();
-  EXPECT_EQ(batch_sizes(scorer), (std::vector<std::size_t>{5, 2, 1, 1}));
+  // Shortest first: five 2-token pairs (10 tokens), then 2 + 2 + 3, then the 21-token pair alone.
+  EXPECT_EQ(batch_sizes(scorer), (std::vector<std::size_t>{5, 3, 1}));
+  std::vector<std::size_t> lengths;
+  for (const PairBatch& batch : scorer.batches())
+    for (std::size_t i = 0; i < batch.docs.size(); ++i)
+      lengths.push_back(FakeScorer::count("q", batch.docs[i]));
+  EXPECT_EQ(lengths, (std::vector<std::size_t>{2, 2, 2, 2, 2, 2, 2, 3, 21}));
 }
 
 TEST(ServeBatcher, SortsABatchByLengthAndPutsTheScoresBack) {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/engine_option.h"
 #include "core/error.h"
 #include "data/docs.h"
 #include "data/qrels.h"
@@ -35,6 +36,7 @@ struct ScoreCommand {
   std::string device_name = "cpu";
   int threads = 0;
   std::int64_t max_length = 0;  // 0: the manifest's
+  std::string engine = "auto";
 
   void run() const {
     ScorePoolOptions options;
@@ -55,22 +57,35 @@ struct ScoreCommand {
         run_path.empty() ? candidates_from_qrels(read_qrels(qrels_path)) : read_run(run_path);
     if (candidates.by_query.empty()) throw Error(source, 0, "", "no candidates to score");
 
-    auto ranker = Ranker::load(model_dir, device);
-    if (max_length > 0) {
-      ranker->manifest().max_length = max_length;  // the encoder follows the manifest's budget
-      (void)ranker->encoder();                     // an out-of-range budget fails here, before any work
+    std::unique_ptr<BertEngine> fast = open_fast_engine(engine, model_dir, device_name, "score");
+    std::unique_ptr<Ranker> ranker;
+    std::unique_ptr<PairScorer> ranker_scorer;
+    PairScorer* scorer = fast.get();
+    if (fast) {
+      if (max_length > 0) fast->set_max_length(max_length);  // an out-of-range budget fails here
+      std::cerr << "score: " << model_dir << " (bert, " << to_string(fast->manifest().role) << ", max_length "
+                << fast->manifest().max_length << ", score " << to_string(fast->manifest().score.type)
+                << "), fast engine, " << runtime_summary(device) << "\n";
+    } else {
+      ranker = Ranker::load(model_dir, device);
+      if (max_length > 0) {
+        ranker->manifest().max_length = max_length;  // the encoder follows the manifest's budget
+        (void)ranker->encoder();                     // an out-of-range budget fails here, before any work
+      }
+      std::cerr << "score: " << model_dir << " ("
+                << (ranker->architecture() == Architecture::kBert ? "bert" : "decoder") << ", "
+                << to_string(ranker->manifest().role) << ", max_length " << ranker->manifest().max_length
+                << ", score " << to_string(ranker->manifest().score.type) << "), libtorch, "
+                << runtime_summary(device) << "\n";
+      ranker_scorer = std::make_unique<RankerPairScorer>(*ranker);
+      scorer = ranker_scorer.get();
     }
-    std::cerr << "score: " << model_dir << " ("
-              << (ranker->architecture() == Architecture::kBert ? "bert" : "decoder") << ", "
-              << to_string(ranker->manifest().role) << ", max_length " << ranker->manifest().max_length
-              << ", score " << to_string(ranker->manifest().score.type) << "), " << runtime_summary(device)
-              << "\n";
 
     options.batch_size = batch_size;
     options.sort_by_length = !no_sort;
     options.tag = tag;
     const auto start = std::chrono::steady_clock::now();
-    const Run run = score_pool(*ranker, queries, docs, candidates, options, source);
+    const Run run = score_pool(*scorer, queries, docs, candidates, options, source);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     write_run(out_path, run);
     // One summary line for scripts and logs (encoding included in the rate).
@@ -120,6 +135,7 @@ void register_score(CLI::App& app) {
   sub->add_option("--tag", command->tag, "Run tag (last column)")->capture_default_str();
   sub->add_option("--device", command->device_name, "cpu, cuda or cuda:N")->capture_default_str();
   sub->add_option("--threads", command->threads, "Intra-op threads; 0: one per core")->capture_default_str();
+  sub->add_option("--engine", command->engine, kEngineHelp)->capture_default_str();
   sub->add_option("--max-length", command->max_length,
                   "Pair budget in tokens, overriding disranker.json's max_length (0: the model's)")
       ->capture_default_str();

@@ -14,6 +14,7 @@ void register_tokenize(CLI::App& app);
 void register_clicks(CLI::App& app);
 void register_train_tokenizer(CLI::App& app);
 void register_report(CLI::App& app);
+void register_export(CLI::App& app);
 #ifdef DISRANKER_HAVE_TORCH
 void register_generate(CLI::App& app);
 void register_init(CLI::App& app);

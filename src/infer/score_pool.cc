@@ -38,7 +38,7 @@ void parse_shard(const std::string& text, std::size_t* index, std::size_t* count
   *count = n;
 }
 
-Run score_pool(Ranker& ranker, const Queries& queries, const Docs& docs, const Run& candidates,
+Run score_pool(PairScorer& ranker, const Queries& queries, const Docs& docs, const Run& candidates,
                const ScorePoolOptions& options, const std::string& candidates_source) {
   if (options.batch_size < 1) throw Error("score: the batch size must be >= 1");
   if (options.shard_count < 1 || options.shard_index >= options.shard_count) {
@@ -67,7 +67,7 @@ Run score_pool(Ranker& ranker, const Queries& queries, const Docs& docs, const R
                     "document '" + entry.docid + "' (query '" + qid + "') is not in the documents file");
       }
       order.push_back({&qid, &entry.docid});
-      pairs.push_back(ranker.encode(query->text, doc->title, doc->text));
+      pairs.push_back(ranker.encode(query->text, doc->title, doc->text, 0));
     }
   }
 

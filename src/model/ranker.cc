@@ -323,9 +323,10 @@ std::unique_ptr<Ranker> Ranker::create(const std::string& config_path, const std
   return ranker;
 }
 
-EncodedPair Ranker::encode(std::string_view query, std::string_view title, std::string_view summary) const {
+EncodedPair Ranker::encode(std::string_view query, std::string_view title, std::string_view summary,
+                           std::size_t max_document_tokens) const {
   sync_encoder();
-  return encoder_->encode(query, title, summary);
+  return encoder_->encode(query, title, summary, max_document_tokens);
 }
 
 Ranker::DeviceBatch Ranker::to_device(const Batch& batch) const {

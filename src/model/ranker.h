@@ -8,8 +8,8 @@
 //   decoder  "query: " query " document: " title " " summary </s> → score head on the final </s> (pooling
 //            "last_token"; "mean" is the ablation)
 //
-// Tokenizer files in the directory: vocab.txt (WordPiece) or tokenizer.json (WordPiece or BPE); load_tokenizer
-// reads the directory.
+// Tokenizer files in the directory: vocab.txt (WordPiece) or tokenizer.json (WordPiece or BPE);
+// load_tokenizer reads the directory.
 #pragma once
 
 #include <torch/torch.h>
@@ -42,11 +42,11 @@ struct RankerCreateOptions {
 
 class Ranker {
  public:
-  // Opens a model directory. A directory without disranker.json gets the defaults of its architecture (student
-  // / cls for BERT, teacher / last_token for decoders; max_length from `default_max_length`). Heads that the
-  // checkpoint lacks and that scoring needs (a BERT MLM checkpoint's classifier, a CPT decoder's score head) are
-  // freshly initialised and listed on stderr, so that a pre-trained encoder can be fine-tuned. Throws Error
-  // naming the directory and the file for anything missing or malformed.
+  // Opens a model directory. A directory without disranker.json gets the defaults of its architecture
+  // (student / cls for BERT, teacher / last_token for decoders; max_length from `default_max_length`). Heads
+  // that the checkpoint lacks and that scoring needs (a BERT MLM checkpoint's classifier, a CPT decoder's
+  // score head) are freshly initialised and listed on stderr, so that a pre-trained encoder can be
+  // fine-tuned. Throws Error naming the directory and the file for anything missing or malformed.
   static std::unique_ptr<Ranker> load(const std::string& dir, const torch::Device& device,
                                       std::int64_t default_max_length = 256);
 
@@ -72,8 +72,10 @@ class Ranker {
   DecoderImpl* decoder() { return decoder_ ? decoder_.get() : nullptr; }
   BertRankerImpl* bert() { return bert_ ? bert_.get() : nullptr; }
 
-  // Encodes one pair with the model's template and budget.
-  EncodedPair encode(std::string_view query, std::string_view title, std::string_view summary) const;
+  // Encodes one pair with the model's template and budget; max_document_tokens (0: none) also caps the
+  // title + summary tokens (PairEncoder::encode).
+  EncodedPair encode(std::string_view query, std::string_view title, std::string_view summary,
+                     std::size_t max_document_tokens = 0) const;
   // Moves a padded batch to the device as int64 tensors: ids, token types, attention mask ([B, T] each).
   struct DeviceBatch {
     torch::Tensor input_ids, token_type_ids, attention_mask;

@@ -50,7 +50,7 @@ struct QueryRequest {
   std::vector<RequestDocument> documents;
   std::size_t top_n = 0;               // 0 = every document
   bool return_documents = false;       // TEI: return_text
-  std::size_t max_tokens_per_doc = 0;  // 0 = the model's default budget
+  std::size_t max_tokens_per_doc = 0;  // caps each document's title + text tokens; 0 = no cap
   bool raw_scores = false;             // TEI only: report raw scores instead of transformed ones
 };
 

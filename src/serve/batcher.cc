@@ -13,7 +13,8 @@ struct Batcher::Group {
   std::chrono::steady_clock::time_point submitted_at;
   // The worker's, once the group has left submitted_:
   std::vector<std::size_t> tokens;  // Scorer::count_tokens of each pair
-  std::size_t next = 0;             // the first pair not yet in a batch
+  std::vector<std::size_t> order;   // the pairs by increasing tokens: the order they go into batches
+  std::size_t next = 0;             // order[next] is the first pair not yet in a batch
   std::size_t unscored = 0;
   GroupScores result;
   bool failed = false;  // its promise holds an error; its remaining pairs are dropped
@@ -96,12 +97,20 @@ void Batcher::take_submitted(std::unique_lock<std::mutex>& lock) {
     try {
       group->tokens.reserve(size);
       for (const ScoreRequestDoc& doc : group->pairs.docs)
-        group->tokens.push_back(scorer_.count_tokens(group->pairs.query, doc));
+        group->tokens.push_back(
+            scorer_.count_tokens(group->pairs.query, doc, group->pairs.max_tokens_per_doc));
     } catch (...) {
       if (metrics_ != nullptr) metrics_->dequeue_pairs(size);
       group->promise.set_exception(std::current_exception());
       continue;
     }
+    // Shortest first, so that a group cut into several batches gives each batch pairs of similar length
+    // (padding to the longest of a batch then wastes little).
+    group->order.resize(size);
+    std::iota(group->order.begin(), group->order.end(), std::size_t{0});
+    std::stable_sort(
+        group->order.begin(), group->order.end(),
+        [&tokens = group->tokens](std::size_t a, std::size_t b) { return tokens[a] < tokens[b]; });
     group->unscored = size;
     group->result.raw.assign(size, 0.0);
     pending_pairs_ += size;
@@ -122,7 +131,7 @@ std::vector<Batcher::Item> Batcher::next_batch() {
     Group& group = *pending_.front();
     const std::size_t size = group.pairs.docs.size();
     if (group.failed) {
-      for (std::size_t i = group.next; i < size; ++i) pending_tokens_ -= group.tokens[i];
+      for (std::size_t i = group.next; i < size; ++i) pending_tokens_ -= group.tokens[group.order[i]];
       pending_pairs_ -= size - group.next;
       if (metrics_ != nullptr) metrics_->dequeue_pairs(size - group.next);
       pending_.pop_front();
@@ -132,11 +141,12 @@ std::vector<Batcher::Item> Batcher::next_batch() {
     if (!batch.empty() && group.pairs.max_tokens_per_doc != batch.front().group->pairs.max_tokens_per_doc)
       break;
     for (; group.next < size; ++group.next) {
-      const std::size_t pair_tokens = group.tokens[group.next];
+      const std::size_t pair = group.order[group.next];
+      const std::size_t pair_tokens = group.tokens[pair];
       if (!batch.empty() &&
           (batch.size() >= options_.max_pairs || tokens + pair_tokens > options_.max_tokens))
         return batch;
-      batch.push_back({pending_.front(), group.next});
+      batch.push_back({pending_.front(), pair});
       tokens += pair_tokens;
       --pending_pairs_;
       pending_tokens_ -= pair_tokens;

@@ -4,10 +4,10 @@
 //
 // A batch closes when it reaches max_tokens (Scorer::count_tokens of its pairs) or max_pairs, or when its
 // oldest group has waited max_wait, so that a lone request pays at most max_wait for the chance of sharing a
-// model call. Groups are served first come, first served; a large group is split over several batches, and a
-// batch can end with the first part of a group and go on with the next one. A batch's pairs are sorted by
-// token length before the model sees them, so that a scorer that cuts the batch into padded micro-batches
-// pads little.
+// model call. Groups are served first come, first served; a large group is split over several batches, its
+// pairs taken shortest first (so that each batch holds pairs of similar length), and a batch can end with the
+// first part of a group and go on with the next one. A batch's pairs are sorted by token length before the
+// model sees them, so that a scorer that cuts the batch into padded micro-batches pads little.
 #pragma once
 
 #include <chrono>
@@ -37,7 +37,7 @@ struct BatcherOptions {
 struct PairGroup {
   std::string query;
   std::vector<ScoreRequestDoc> docs;
-  std::size_t max_tokens_per_doc = 0;  // 0 = the model's default budget
+  std::size_t max_tokens_per_doc = 0;  // caps title + text tokens; 0 = no cap (Scorer's PairBatch)
 };
 
 struct GroupScores {

@@ -21,7 +21,7 @@ struct ServeOptions {
   std::size_t max_query_bytes = 2048;
   std::size_t max_body_bytes = 8 << 20;
   std::size_t batch_tokens = 16384;
-  std::size_t batch_pairs = 256;
+  std::size_t batch_pairs = 32;  // bench/serve_load.sh: 32 beat 64 and 256 (less padding, flat memory)
   int max_wait_ms = 2;
   int threads = 8;
 };

@@ -11,11 +11,13 @@ PairEncoder::PairEncoder(const Tokenizer& tokenizer, PairEncoderOptions options)
   const auto& special = tokenizer_.special();
   std::size_t specials = 0;
   if (options_.style == PairStyle::kBert) {
-    if (special.cls < 0 || special.sep < 0) throw Error("pair encoding: the tokenizer has no [CLS] or [SEP] token");
+    if (special.cls < 0 || special.sep < 0)
+      throw Error("pair encoding: the tokenizer has no [CLS] or [SEP] token");
     specials = 4;
   } else {
     if (special.eos < 0) throw Error("pair encoding: the tokenizer has no end-of-sequence token (</s>)");
-    if (options_.add_bos && special.bos < 0) throw Error("pair encoding: add_bos is set but the tokenizer has no bos");
+    if (options_.add_bos && special.bos < 0)
+      throw Error("pair encoding: add_bos is set but the tokenizer has no bos");
     query_prefix_ids_ = tokenizer_.encode(options_.query_prefix);
     document_prefix_ids_ = tokenizer_.encode(options_.document_prefix);
     separator_ids_ = tokenizer_.encode(options_.field_separator);
@@ -29,11 +31,18 @@ PairEncoder::PairEncoder(const Tokenizer& tokenizer, PairEncoderOptions options)
   }
 }
 
-EncodedPair PairEncoder::encode(std::string_view query, std::string_view title, std::string_view summary) const {
+EncodedPair PairEncoder::encode(std::string_view query, std::string_view title, std::string_view summary,
+                                std::size_t max_document_tokens) const {
   std::vector<TokenId> q = tokenizer_.encode(query);
   std::vector<TokenId> t = tokenizer_.encode(title);
   std::vector<TokenId> s = tokenizer_.encode(summary);
   const bool bert = options_.style == PairStyle::kBert;
+  bool document_cut = false;
+  if (max_document_tokens > 0 && t.size() + s.size() > max_document_tokens) {
+    document_cut = true;
+    s.resize(t.size() >= max_document_tokens ? 0 : max_document_tokens - t.size());
+    t.resize(std::min(t.size(), max_document_tokens));
+  }
 
   // Template tokens for the fields that are present: a field cut to nothing takes its separator with it.
   auto template_tokens = [&]() -> std::size_t {
@@ -47,7 +56,7 @@ EncodedPair PairEncoder::encode(std::string_view query, std::string_view title, 
   };
 
   EncodedPair out;
-  out.truncated = excess() > 0;
+  out.truncated = document_cut || excess() > 0;
   // Cut the summary, then the title, then the unprotected tail of the query, until everything fits.
   auto cut = [&excess](std::vector<TokenId>& field, std::size_t keep_at_least) {
     const std::size_t removable = field.size() > keep_at_least ? field.size() - keep_at_least : 0;

@@ -47,6 +47,16 @@ if ! paste -d' ' "$tmp/merged.sorted" "$tmp/full.sorted" | awk '
 fi
 [ "$(wc -l < "$tmp/merged.sorted")" -eq "$(wc -l < "$tmp/full.sorted")" ] || { echo "shard sizes do not add up"; fail=1; }
 
+# Engines: auto picks the fast engine for a BERT student; libtorch scores the same pairs to 1e-4.
+grep -q "fast engine" "$tmp/score.err" || { echo "auto did not pick the fast engine:"; cat "$tmp/score.err"; fail=1; }
+score --out "$tmp/torch.txt" --tag tiny --engine torch 2> "$tmp/torch.err" || { cat "$tmp/torch.err"; fail=1; }
+grep -q "libtorch" "$tmp/torch.err" || { echo "--engine torch does not say libtorch"; fail=1; }
+join <(awk '{ print $1 "/" $3, $5 }' "$tmp/full.txt" | sort) <(awk '{ print $1 "/" $3, $5 }' "$tmp/torch.txt" | sort) |
+  awk -v n="$(wc -l < "$tmp/full.txt")" '{ d = $2 - $3; if (d < 0) d = -d; if (d > 1e-4) { print "engines differ: " $0; bad = 1 } m++ }
+    END { if (m != n) { print "joined " m " of " n; bad = 1 } exit bad }' || fail=1
+out=$(score --out "$tmp/x.txt" --engine fast --device cuda 2>&1) && { echo "--engine fast --device cuda accepted"; fail=1; }
+case "$out" in *"CPU only"* | *"CUDA is not available"*) ;; *) echo "bad --engine fast --device cuda error: $out"; fail=1 ;; esac
+
 # Errors: a bad --shard names the option; a candidate the docs lack names the candidates file.
 out=$(score --out "$tmp/x.txt" --shard 2/2 2>&1) && { echo "--shard 2/2 accepted"; fail=1; }
 case "$out" in *"--shard"*) ;; *) echo "bad --shard error: $out"; fail=1 ;; esac

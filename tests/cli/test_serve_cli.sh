@@ -32,7 +32,8 @@ jq -Rn --arg q "$(cut -f2 "$tmp/queries.tsv")" \
   --threads 1 --out "$tmp/offline.txt" 2> /dev/null || { echo "offline score failed"; exit 1; }
 
 port=$((20000 + $$ % 20000))
-"$bin" serve --model "$tmp/model" --port "$port" --threads 1 2> "$tmp/serve.err" &
+# --threads 2: the fast engine starts an OpenMP team, whose threads must not die of the SIGTERM below.
+"$bin" serve --model "$tmp/model" --port "$port" --threads 2 2> "$tmp/serve.err" &
 server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" > "$tmp/health.json" 2>/dev/null && break; sleep 0.1; done
 jq -e '.status == "ok"' "$tmp/health.json" > /dev/null || { echo "/health did not answer"; cat "$tmp/serve.err"; exit 1; }
@@ -52,6 +53,13 @@ jq -e '[.results[].relevance_score] | . == (sort | reverse)' "$tmp/response.json
 first_index=$(jq '.results[0].index' "$tmp/response.json")
 first_id=$(jq -r '.results[0].id' "$tmp/response.json")
 [ "$(jq -r ".documents[$first_index].id" "$tmp/request.json")" = "$first_id" ] || { echo "index is not into the request"; fail=1; }
+
+# max_tokens_per_doc: 1 keeps one title token of every document (WikiQA documents all have a title) and the
+# whole query: each pair is [CLS] query [SEP] t1 [SEP], so n documents use n times the tokens of one.
+cap1() { jq "$1 | .max_tokens_per_doc = 1" "$tmp/request.json" | curl -s -X POST "http://127.0.0.1:$port/rerank" -d @- | jq '.usage.tokens'; }
+one=$(cap1 '.documents |= .[:1]')
+all=$(cap1 '.')
+[ "$all" -eq $((n * one)) ] && [ "$one" -gt 3 ] || { echo "max_tokens_per_doc=1: $all tokens for $n documents, $one for one"; fail=1; }
 
 status() { curl -s -o "$tmp/error.json" -w '%{http_code}' -X POST "http://127.0.0.1:$port/rerank" "$@"; }
 [ "$(status -d '{"query": 1, "documents": ["a"]}')" = 400 ] && jq -e '.error.message | test("query")' "$tmp/error.json" > /dev/null \

@@ -1,0 +1,503 @@
+#include "infer/bert_engine.h"
+
+#include <dnnl.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+
+#include "core/error.h"
+#include "infer/vector_math.h"
+#include "model/safetensors.h"
+
+namespace disranker {
+namespace {
+
+namespace fs = std::filesystem;
+
+// y = x W + b with W stored [in, out] (transposed from Hugging Face's [out, in] at load).
+struct Linear {
+  std::int64_t in = 0, out = 0;
+  std::vector<float> weight;  // [in, out]
+  std::vector<float> bias;    // [out]
+};
+
+struct Norm {
+  std::vector<float> gain, bias;
+};
+
+struct Layer {
+  Linear qkv;  // [H, 3H]: the query, key and value projections side by side
+  Linear attention_output;
+  Norm attention_norm;
+  Linear intermediate;
+  Linear output;
+  Norm output_norm;
+};
+
+enum class Activation { kGeluErf, kGeluTanh, kRelu, kSilu };
+
+Activation parse_activation(const std::string& name, const std::string& file) {
+  if (name == "gelu") return Activation::kGeluErf;
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh") return Activation::kGeluTanh;
+  if (name == "relu") return Activation::kRelu;
+  if (name == "silu" || name == "swish") return Activation::kSilu;
+  throw Error(file, 0, "hidden_act", "unsupported activation: " + name);
+}
+
+// C[m, n] = A[m, k] B[k, n] (row-major, leading dimensions given), by oneDNN.
+void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda, const float* b,
+          std::int64_t ldb, float* c, std::int64_t ldc) {
+  if (m == 0) return;
+  const dnnl_status_t status = dnnl_sgemm('N', 'N', m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+  if (status != dnnl_success)
+    throw Error("bert engine: oneDNN sgemm failed with status " + std::to_string(status));
+}
+
+void layer_norm(float* row, std::int64_t n, const Norm& norm, float eps) {
+  double sum = 0;
+  for (std::int64_t j = 0; j < n; ++j) sum += row[j];
+  const auto mean = static_cast<float>(sum / static_cast<double>(n));
+  double squares = 0;
+  for (std::int64_t j = 0; j < n; ++j) squares += static_cast<double>((row[j] - mean) * (row[j] - mean));
+  const float inv = 1.0f / std::sqrt(static_cast<float>(squares / static_cast<double>(n)) + eps);
+  const float* g = norm.gain.data();
+  const float* b = norm.bias.data();
+#pragma omp simd
+  for (std::int64_t j = 0; j < n; ++j) row[j] = (row[j] - mean) * inv * g[j] + b[j];
+}
+
+// rows[i] = LayerNorm(rows[i] + bias + residual[i]) for m rows of n (both row-major, leading dimension n).
+void add_bias_residual_norm(float* rows, const float* residual, std::int64_t m, std::int64_t n,
+                            const std::vector<float>& bias, const Norm& norm, float eps) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < m; ++i) {
+    float* row = rows + i * n;
+    const float* res = residual + i * n;
+    const float* b = bias.data();
+#pragma omp simd
+    for (std::int64_t j = 0; j < n; ++j) row[j] += b[j] + res[j];
+    layer_norm(row, n, norm, eps);
+  }
+}
+
+void add_bias_activation(float* rows, std::int64_t m, std::int64_t n, const std::vector<float>& bias,
+                         Activation activation) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < m; ++i) {
+    float* row = rows + i * n;
+    const float* b = bias.data();
+#pragma omp simd
+    for (std::int64_t j = 0; j < n; ++j) row[j] += b[j];
+    switch (activation) {
+      case Activation::kGeluErf:
+        gelu_erf(row, static_cast<std::size_t>(n));
+        break;
+      case Activation::kGeluTanh:
+        gelu_tanh(row, static_cast<std::size_t>(n));
+        break;
+      case Activation::kRelu:
+        for (std::int64_t j = 0; j < n; ++j) row[j] = std::max(row[j], 0.0f);
+        break;
+      case Activation::kSilu:
+        for (std::int64_t j = 0; j < n; ++j) row[j] = row[j] / (1.0f + std::exp(-row[j]));
+        break;
+    }
+  }
+}
+
+void add_bias(float* rows, std::int64_t m, std::int64_t n, std::int64_t ld, const float* bias) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < m; ++i) {
+    float* row = rows + i * ld;
+#pragma omp simd
+    for (std::int64_t j = 0; j < n; ++j) row[j] += bias[j];
+  }
+}
+
+// Reads one tensor as float32 and checks its shape; names are tried with and without transformers' "bert."
+// prefix (BertModel checkpoints have none).
+class WeightReader {
+ public:
+  WeightReader(const std::string& dir) : dir_(dir), checkpoint_(SafetensorsCheckpoint::open(dir)) {}
+
+  std::vector<float> get(const std::string& name, std::vector<std::int64_t> shape) const {
+    const TensorView* view = checkpoint_.find(name);
+    if (view == nullptr && name.starts_with("bert.")) view = checkpoint_.find(name.substr(5));
+    if (view == nullptr) {
+      throw Error((fs::path(dir_) / "model.safetensors").string(), 0, name,
+                  "missing (the fast engine needs a trained ranking head: pooler and classifier)");
+    }
+    if (view->shape != shape) {
+      auto text = [](const std::vector<std::int64_t>& s) {
+        std::string out = "[";
+        for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+        return out + "]";
+      };
+      throw Error((fs::path(dir_) / "model.safetensors").string(), 0, name,
+                  "shape " + text(view->shape) + ", the config says " + text(shape));
+    }
+    return view->to_float32(dir_);
+  }
+
+  // A Linear of transformers ([out, in] weight) stored transposed.
+  Linear linear(const std::string& name, std::int64_t in, std::int64_t out) const {
+    Linear l;
+    l.in = in, l.out = out;
+    const auto w = get(name + ".weight", {out, in});
+    l.weight.resize(static_cast<std::size_t>(in * out));
+    for (std::int64_t o = 0; o < out; ++o)
+      for (std::int64_t i = 0; i < in; ++i)
+        l.weight[static_cast<std::size_t>(i * out + o)] = w[static_cast<std::size_t>(o * in + i)];
+    l.bias = get(name + ".bias", {out});
+    return l;
+  }
+
+  Norm norm(const std::string& name, std::int64_t n) const {
+    return Norm{get(name + ".weight", {n}), get(name + ".bias", {n})};
+  }
+
+ private:
+  std::string dir_;
+  SafetensorsCheckpoint checkpoint_;
+};
+
+// Three Linears with the same input side by side: [in, a.out + b.out + c.out].
+Linear concatenate(const Linear& a, const Linear& b, const Linear& c) {
+  Linear l;
+  l.in = a.in;
+  l.out = a.out + b.out + c.out;
+  l.weight.resize(static_cast<std::size_t>(l.in * l.out));
+  for (std::int64_t i = 0; i < l.in; ++i) {
+    float* row = l.weight.data() + i * l.out;
+    for (const Linear* part : {&a, &b, &c}) {
+      row = std::copy_n(part->weight.data() + i * part->out, part->out, row);
+    }
+  }
+  for (const Linear* part : {&a, &b, &c}) l.bias.insert(l.bias.end(), part->bias.begin(), part->bias.end());
+  return l;
+}
+
+}  // namespace
+
+struct BertEngine::Impl {
+  std::string dir;
+  BertConfig config;
+  RankerManifest manifest;
+  BertEngineOptions options;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<PairEncoder> encoder;
+  Activation activation = Activation::kGeluErf;
+  float eps = 1e-12f;
+
+  std::vector<float> word, position, token_type;  // [vocab, H], [max_positions, H], [types, H]
+  Norm embedding_norm;
+  std::vector<Layer> layers;
+  Linear pooler;
+  std::vector<float> classifier;  // [H]
+  float classifier_bias = 0;
+
+  // Workspace, reused across calls.
+  std::vector<float> x, qkv, context, scratch, intermediate;                      // packed: [tokens, ...]
+  std::vector<float> cls, cls_query, cls_context, cls_scratch, cls_intermediate;  // [sequences, ...]
+  std::vector<float> attention_rows;  // per thread: one row of attention probabilities
+  std::vector<std::int64_t> offsets, lengths;
+
+  void forward(std::span<const EncodedPair> pairs, double* out);
+  void embed(std::span<const EncodedPair> pairs);
+  void attention(std::int64_t sequences, const float* query, std::int64_t query_ld, bool cls_only,
+                 float* out);
+};
+
+BertEngine::BertEngine() : impl_(std::make_unique<Impl>()) {}
+BertEngine::~BertEngine() = default;
+
+std::unique_ptr<BertEngine> BertEngine::load(const std::string& dir, std::int64_t default_max_length,
+                                             BertEngineOptions options) {
+  const fs::path root(dir);
+  if (!fs::is_directory(root)) throw Error(dir, 0, "", "model directory not found");
+  const std::string config_path = (root / kHfConfigFile).string();
+  if (read_model_type(config_path) != "bert")
+    throw Error(config_path, 0, "model_type", "the fast engine runs BERT students only");
+  std::unique_ptr<BertEngine> engine(new BertEngine());
+  Impl& m = *engine->impl_;
+  m.dir = dir;
+  m.options = options;
+  m.config = read_bert_config(config_path);
+  const BertConfig& c = m.config;
+  if (c.num_labels != 1)
+    throw Error(config_path, 0, "num_labels",
+                "a ranker has one score, this config has " + std::to_string(c.num_labels));
+  m.activation = parse_activation(c.hidden_act, config_path);
+  m.eps = static_cast<float>(c.layer_norm_eps);
+  const fs::path manifest_path = root / kRankerManifestFile;
+  if (fs::exists(manifest_path)) {
+    m.manifest = read_ranker_manifest(manifest_path.string());
+    if (m.manifest.pooling != Pooling::kCls)
+      throw Error(manifest_path.string(), 0, "pooling", "a BERT model pools [CLS] (use cls)");
+  } else {
+    m.manifest.role = RankerRole::kStudent;
+    m.manifest.pooling = Pooling::kCls;
+    m.manifest.max_length = default_max_length;
+  }
+  m.tokenizer = load_tokenizer(dir);
+  if (static_cast<std::int64_t>(m.tokenizer->vocab_size()) > c.vocab_size) {
+    throw Error(dir, 0, "vocab_size",
+                "the tokenizer has " + std::to_string(m.tokenizer->vocab_size()) +
+                    " tokens, the model only " + std::to_string(c.vocab_size));
+  }
+  engine->set_max_length(m.manifest.max_length);
+
+  const WeightReader weights(dir);
+  const std::int64_t h = c.hidden_size;
+  m.word = weights.get("bert.embeddings.word_embeddings.weight", {c.vocab_size, h});
+  m.position = weights.get("bert.embeddings.position_embeddings.weight", {c.max_position_embeddings, h});
+  m.token_type = weights.get("bert.embeddings.token_type_embeddings.weight", {c.type_vocab_size, h});
+  m.embedding_norm = weights.norm("bert.embeddings.LayerNorm", h);
+  for (std::int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "bert.encoder.layer." + std::to_string(i) + ".";
+    Layer layer;
+    layer.qkv = concatenate(weights.linear(p + "attention.self.query", h, h),
+                            weights.linear(p + "attention.self.key", h, h),
+                            weights.linear(p + "attention.self.value", h, h));
+    layer.attention_output = weights.linear(p + "attention.output.dense", h, h);
+    layer.attention_norm = weights.norm(p + "attention.output.LayerNorm", h);
+    layer.intermediate = weights.linear(p + "intermediate.dense", h, c.intermediate_size);
+    layer.output = weights.linear(p + "output.dense", c.intermediate_size, h);
+    layer.output_norm = weights.norm(p + "output.LayerNorm", h);
+    m.layers.push_back(std::move(layer));
+  }
+  m.pooler = weights.linear("bert.pooler.dense", h, h);
+  m.classifier = weights.get("classifier.weight", {1, h});
+  m.classifier_bias = weights.get("classifier.bias", {1})[0];
+  return engine;
+}
+
+void BertEngine::set_max_length(std::int64_t max_length) {
+  Impl& m = *impl_;
+  if (max_length < 1 || max_length > m.config.max_position_embeddings) {
+    throw Error(m.dir, 0, "max_length",
+                std::to_string(max_length) + " must be in [1, " +
+                    std::to_string(m.config.max_position_embeddings) +
+                    "] (the model's max_position_embeddings)");
+  }
+  m.manifest.max_length = max_length;
+  PairEncoderOptions options;
+  options.style = PairStyle::kBert;
+  options.max_length = static_cast<std::size_t>(max_length);
+  m.encoder = std::make_unique<PairEncoder>(*m.tokenizer, options);
+}
+
+EncodedPair BertEngine::encode(std::string_view query, std::string_view title, std::string_view summary,
+                               std::size_t max_document_tokens) const {
+  return impl_->encoder->encode(query, title, summary, max_document_tokens);
+}
+
+const BertConfig& BertEngine::config() const {
+  return impl_->config;
+}
+const RankerManifest& BertEngine::manifest() const {
+  return impl_->manifest;
+}
+const Tokenizer& BertEngine::tokenizer() const {
+  return *impl_->tokenizer;
+}
+const PairEncoder& BertEngine::encoder() const {
+  return *impl_->encoder;
+}
+
+std::vector<double> BertEngine::score(std::span<const EncodedPair> pairs, std::size_t batch_size) {
+  std::vector<double> scores = score_raw(pairs, batch_size);
+  for (double& s : scores) s = impl_->manifest.score.apply(s);
+  return scores;
+}
+
+std::vector<double> BertEngine::score_raw(std::span<const EncodedPair> pairs, std::size_t batch_size) {
+  std::vector<double> scores(pairs.size());
+  // Consecutive pairs up to the budgets per forward call (a pair longer than the token budget goes alone).
+  if (impl_->options.threads > 0) omp_set_num_threads(impl_->options.threads);
+  const std::size_t most_pairs = batch_size > 0 ? batch_size : pairs.size();
+  std::size_t begin = 0;
+  while (begin < pairs.size()) {
+    std::size_t end = begin, tokens = 0;
+    while (end < pairs.size() && end - begin < most_pairs &&
+           (end == begin || tokens + pairs[end].ids.size() <= impl_->options.tokens_per_call))
+      tokens += pairs[end++].ids.size();
+    impl_->forward(pairs.subspan(begin, end - begin), scores.data() + begin);
+    begin = end;
+  }
+  return scores;
+}
+
+void BertEngine::Impl::embed(std::span<const EncodedPair> pairs) {
+  const std::int64_t h = config.hidden_size;
+  const auto sequences = static_cast<std::int64_t>(pairs.size());
+#pragma omp parallel for schedule(dynamic)
+  for (std::int64_t s = 0; s < sequences; ++s) {
+    const EncodedPair& pair = pairs[static_cast<std::size_t>(s)];
+    for (std::int64_t p = 0; p < lengths[static_cast<std::size_t>(s)]; ++p) {
+      const auto id = static_cast<std::int64_t>(pair.ids[static_cast<std::size_t>(p)]);
+      const auto type = static_cast<std::int64_t>(pair.type_ids[static_cast<std::size_t>(p)]);
+      float* row = x.data() + (offsets[static_cast<std::size_t>(s)] + p) * h;
+      const float* w = word.data() + id * h;
+      const float* pos = position.data() + p * h;
+      const float* t = token_type.data() + type * h;
+#pragma omp simd
+      for (std::int64_t j = 0; j < h; ++j) row[j] = w[j] + pos[j] + t[j];
+      layer_norm(row, h, embedding_norm, eps);
+    }
+  }
+}
+
+// Scaled dot-product attention of each sequence with itself, head by head: the queries are rows of `query`
+// (leading dimension query_ld; one per token, or with cls_only one per sequence), keys and values come from
+// qkv's columns [H, 2H) and [2H, 3H) of every token. out: [rows, H].
+void BertEngine::Impl::attention(std::int64_t sequences, const float* query, std::int64_t query_ld,
+                                 bool cls_only, float* out) {
+  const std::int64_t h = config.hidden_size;
+  const std::int64_t heads = config.num_attention_heads;
+  const std::int64_t d = config.head_dim();
+  const std::int64_t ld = 3 * h;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const std::int64_t longest = *std::max_element(lengths.begin(), lengths.end());
+#pragma omp parallel for schedule(dynamic) collapse(2)
+  for (std::int64_t s = 0; s < sequences; ++s) {
+    for (std::int64_t head = 0; head < heads; ++head) {
+      float* probabilities = attention_rows.data() + omp_get_thread_num() * longest;
+      const std::int64_t offset = offsets[static_cast<std::size_t>(s)];
+      const std::int64_t length = lengths[static_cast<std::size_t>(s)];
+      const float* keys = qkv.data() + offset * ld + h + head * d;
+      const float* values = qkv.data() + offset * ld + 2 * h + head * d;
+      const std::int64_t rows = cls_only ? 1 : length;
+      const std::int64_t first_row = cls_only ? s : offset;
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const float* q = query + (first_row + r) * query_ld + head * d;
+        float top = -INFINITY;
+        for (std::int64_t j = 0; j < length; ++j) {
+          const float* k = keys + j * ld;
+          float dot = 0;
+#pragma omp simd reduction(+ : dot)
+          for (std::int64_t e = 0; e < d; ++e) dot += q[e] * k[e];
+          probabilities[j] = dot * scale;
+          top = std::max(top, probabilities[j]);
+        }
+        float total = 0;
+        for (std::int64_t j = 0; j < length; ++j) {
+          probabilities[j] = std::exp(probabilities[j] - top);
+          total += probabilities[j];
+        }
+        const float inv = 1.0f / total;
+        float* o = out + (first_row + r) * h + head * d;
+        std::fill(o, o + d, 0.0f);
+        for (std::int64_t j = 0; j < length; ++j) {
+          const float p = probabilities[j] * inv;
+          const float* v = values + j * ld;
+#pragma omp simd
+          for (std::int64_t e = 0; e < d; ++e) o[e] += p * v[e];
+        }
+      }
+    }
+  }
+}
+
+void BertEngine::Impl::forward(std::span<const EncodedPair> pairs, double* out) {
+  const std::int64_t h = config.hidden_size;
+  const std::int64_t inner = config.intermediate_size;
+  const auto sequences = static_cast<std::int64_t>(pairs.size());
+  offsets.clear(), lengths.clear();
+  std::int64_t tokens = 0;
+  for (const EncodedPair& pair : pairs) {
+    if (pair.ids.empty()) throw Error("bert engine: an empty pair (no tokens)");
+    if (pair.ids.size() > static_cast<std::size_t>(config.max_position_embeddings))
+      throw Error("bert engine: a pair of " + std::to_string(pair.ids.size()) +
+                  " tokens is longer than the " + std::to_string(config.max_position_embeddings) +
+                  " positions of the model");
+    for (std::size_t i = 0; i < pair.ids.size(); ++i) {
+      if (pair.ids[i] < 0 || pair.ids[i] >= config.vocab_size || pair.type_ids[i] >= config.type_vocab_size)
+        throw Error("bert engine: token id " + std::to_string(pair.ids[i]) + " (type " +
+                    std::to_string(pair.type_ids[i]) + ") outside the model's vocabulary");
+    }
+    offsets.push_back(tokens);
+    lengths.push_back(static_cast<std::int64_t>(pair.ids.size()));
+    tokens += lengths.back();
+  }
+  const auto grow = [](std::vector<float>& buffer, std::int64_t size) {
+    if (buffer.size() < static_cast<std::size_t>(size)) buffer.resize(static_cast<std::size_t>(size));
+  };
+  grow(x, tokens * h), grow(qkv, tokens * 3 * h), grow(context, tokens * h), grow(scratch, tokens * h);
+  grow(intermediate, tokens * inner);
+  grow(cls, sequences * h), grow(cls_query, sequences * h), grow(cls_context, sequences * h);
+  grow(cls_scratch, sequences * h), grow(cls_intermediate, sequences * inner);
+  grow(attention_rows, omp_get_max_threads() * *std::max_element(lengths.begin(), lengths.end()));
+
+  embed(pairs);
+  const auto layer_count = static_cast<std::int64_t>(layers.size());
+  for (std::int64_t l = 0; l + 1 < layer_count; ++l) {
+    const Layer& layer = layers[static_cast<std::size_t>(l)];
+    gemm(tokens, 3 * h, h, x.data(), h, layer.qkv.weight.data(), 3 * h, qkv.data(), 3 * h);
+    add_bias(qkv.data(), tokens, 3 * h, 3 * h, layer.qkv.bias.data());
+    attention(sequences, qkv.data(), 3 * h, false, context.data());
+    gemm(tokens, h, h, context.data(), h, layer.attention_output.weight.data(), h, scratch.data(), h);
+    add_bias_residual_norm(scratch.data(), x.data(), tokens, h, layer.attention_output.bias,
+                           layer.attention_norm, eps);
+    gemm(tokens, inner, h, scratch.data(), h, layer.intermediate.weight.data(), inner, intermediate.data(),
+         inner);
+    add_bias_activation(intermediate.data(), tokens, inner, layer.intermediate.bias, activation);
+    gemm(tokens, h, inner, intermediate.data(), inner, layer.output.weight.data(), h, x.data(), h);
+    add_bias_residual_norm(x.data(), scratch.data(), tokens, h, layer.output.bias, layer.output_norm, eps);
+  }
+  // The [CLS] rows of the last layer's input; the last layer computes only them (keys and values: every row).
+  for (std::int64_t s = 0; s < sequences; ++s)
+    std::copy_n(x.data() + offsets[static_cast<std::size_t>(s)] * h, h, cls.data() + s * h);
+  if (layer_count > 0) {
+    const Layer& layer = layers.back();
+    gemm(tokens, 2 * h, h, x.data(), h, layer.qkv.weight.data() + h, 3 * h, qkv.data() + h, 3 * h);
+    add_bias(qkv.data() + h, tokens, 2 * h, 3 * h, layer.qkv.bias.data() + h);
+    gemm(sequences, h, h, cls.data(), h, layer.qkv.weight.data(), 3 * h, cls_query.data(), h);
+    add_bias(cls_query.data(), sequences, h, h, layer.qkv.bias.data());
+    attention(sequences, cls_query.data(), h, true, cls_context.data());
+    gemm(sequences, h, h, cls_context.data(), h, layer.attention_output.weight.data(), h, cls_scratch.data(),
+         h);
+    add_bias_residual_norm(cls_scratch.data(), cls.data(), sequences, h, layer.attention_output.bias,
+                           layer.attention_norm, eps);
+    gemm(sequences, inner, h, cls_scratch.data(), h, layer.intermediate.weight.data(), inner,
+         cls_intermediate.data(), inner);
+    add_bias_activation(cls_intermediate.data(), sequences, inner, layer.intermediate.bias, activation);
+    gemm(sequences, h, inner, cls_intermediate.data(), inner, layer.output.weight.data(), h, cls.data(), h);
+    add_bias_residual_norm(cls.data(), cls_scratch.data(), sequences, h, layer.output.bias, layer.output_norm,
+                           eps);
+  }
+  // Pooler and classifier.
+  gemm(sequences, h, h, cls.data(), h, pooler.weight.data(), h, cls_scratch.data(), h);
+  for (std::int64_t s = 0; s < sequences; ++s) {
+    const float* row = cls_scratch.data() + s * h;
+    double logit = classifier_bias;
+    for (std::int64_t j = 0; j < h; ++j)
+      logit += static_cast<double>(std::tanh(row[j] + pooler.bias[static_cast<std::size_t>(j)]) *
+                                   classifier[static_cast<std::size_t>(j)]);
+    out[s] = logit;
+  }
+}
+
+double BertEngine::flops(std::span<const EncodedPair> pairs) const {
+  const auto& c = impl_->config;
+  const double h = static_cast<double>(c.hidden_size), inner = static_cast<double>(c.intermediate_size);
+  const double layers = static_cast<double>(c.num_hidden_layers);
+  double total = 0;
+  for (const EncodedPair& pair : pairs) {
+    const auto t = static_cast<double>(pair.ids.size());
+    const double dense_per_token = 2 * (4 * h * h + 2 * h * inner);
+    const double attention_per_layer = 4 * t * t * h;  // q kᵀ and p v over all heads
+    if (layers >= 1) {
+      total += (layers - 1) * (t * dense_per_token + attention_per_layer);
+      // last layer: k, v for every token; q, attention, output and FFN for [CLS] only
+      total += t * 2 * (2 * h * h) + 2 * (2 * h * h + 2 * h * inner) + 4 * t * h;
+    }
+    total += 2 * h * h + 2 * h;  // pooler, classifier
+  }
+  return total;
+}
+
+}  // namespace disranker

@@ -1,0 +1,83 @@
+// Fast CPU inference for the BERT student, without libtorch: what `score` and `serve` run a student with.
+//
+// It computes exactly what BertForSequenceClassification computes in eval mode (src/model/bert.h), in
+// float32, but only the work the score needs:
+//   - packing: the pairs of a call are laid end to end as one [tokens, hidden] matrix, so every dense layer
+//   is
+//     one GEMM over the real tokens and attention runs per sequence: no padding, no mask;
+//   - the last layer computes only the [CLS] row of each sequence (its query, attention, FFN): the pooler
+//   reads
+//     nothing else (keys and values still come from every token);
+//   - fused element-wise passes: bias + GELU, bias + residual + LayerNorm; q, k, v are one GEMM (their
+//   weights
+//     concatenated at load, every weight stored [in, out] so that the GEMMs read it row-major);
+//   - GEMMs by oneDNN (dnnl_sgemm), the fastest fp32 GEMM on this CPU (../shared/STACK.md); the rest in plain
+//     loops, parallel with OpenMP over rows and (sequence, head) pairs;
+//   - buffers grow to the largest call and are reused: no allocation in the steady state.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "infer/pair_scorer.h"
+#include "model/hf_config.h"
+#include "text/pair_encoding.h"
+#include "text/tokenizer.h"
+
+namespace disranker {
+
+struct BertEngineOptions {
+  // OpenMP threads of each scoring call (set in the calling thread, which may be a server's worker); 0: the
+  // process's default (OMP_NUM_THREADS, else one per core).
+  int threads = 0;
+  // Pairs are packed into forward calls of at most this many tokens (a longer pair goes alone): bounds
+  // memory.
+  std::size_t tokens_per_call = 8192;
+};
+
+class BertEngine : public PairScorer {
+ public:
+  // Opens a BERT model directory (config.json, model.safetensors, tokenizer, optional disranker.json). Tensor
+  // names may carry transformers' "bert." prefix or not; F32, F16 and BF16 weights are read as float32.
+  // Throws Error naming the directory and the file or tensor for anything missing: unlike Ranker::load, a
+  // checkpoint without a trained ranking head (pooler + classifier) is an error, since its scores would be
+  // random.
+  static std::unique_ptr<BertEngine> load(const std::string& dir, std::int64_t default_max_length = 256,
+                                          BertEngineOptions options = {});
+  ~BertEngine() override;
+  BertEngine(const BertEngine&) = delete;
+  BertEngine& operator=(const BertEngine&) = delete;
+
+  // The model's pair template and budget, as Ranker::encode.
+  EncodedPair encode(std::string_view query, std::string_view title, std::string_view summary,
+                     std::size_t max_document_tokens = 0) const override;
+  // The raw model scores (the classifier's output, before disranker.json's transform), one per pair, in
+  // order; at most batch_size pairs (0: no limit) and tokens_per_call tokens per forward call. Not
+  // thread-safe: one call at a time per engine (it reuses its buffers).
+  std::vector<double> score_raw(std::span<const EncodedPair> pairs, std::size_t batch_size = 0);
+  // The same, transformed as disranker.json declares.
+  std::vector<double> score(std::span<const EncodedPair> pairs, std::size_t batch_size = 0) override;
+
+  // Changes the pair budget (score --max-length); Error when outside [1, max_position_embeddings].
+  void set_max_length(std::int64_t max_length);
+
+  const BertConfig& config() const;
+  const RankerManifest& manifest() const;
+  const Tokenizer& tokenizer() const;
+  const PairEncoder& encoder() const;
+  // Floating-point operations of one forward over these pairs as this engine computes them (packed, last
+  // layer on [CLS] rows only), for benchmarks' fraction of peak.
+  double flops(std::span<const EncodedPair> pairs) const;
+
+ private:
+  BertEngine();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace disranker

@@ -1,0 +1,65 @@
+#include "infer/vector_math.h"
+
+#include <immintrin.h>
+
+#include <cmath>
+
+// libmvec's AVX2 variants (glibc >= 2.35), named by the x86-64 vector function ABI.
+extern "C" __m256 _ZGVdN8v_erff(__m256);
+extern "C" __m256 _ZGVdN8v_tanhf(__m256);
+
+namespace disranker {
+namespace {
+
+constexpr float kInvSqrt2 = 0.70710678118654752f;
+constexpr float kSqrt2OverPi = 0.79788456080286536f;
+
+float gelu_erf_scalar(float x) {
+  return 0.5f * x * (1.0f + std::erf(x * kInvSqrt2));
+}
+float gelu_tanh_scalar(float x) {
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+}
+
+__attribute__((target("avx2,fma"))) void gelu_erf_avx2(float* x, std::size_t n) {
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), scale = _mm256_set1_ps(kInvSqrt2);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 e = _ZGVdN8v_erff(_mm256_mul_ps(v, scale));
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, e)));
+  }
+  for (; i < n; ++i) x[i] = gelu_erf_scalar(x[i]);
+}
+
+__attribute__((target("avx2,fma"))) void gelu_tanh_avx2(float* x, std::size_t n) {
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), k = _mm256_set1_ps(kSqrt2OverPi);
+  const __m256 cubic = _mm256_set1_ps(0.044715f);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 inner = _mm256_mul_ps(k, _mm256_fmadd_ps(_mm256_mul_ps(cubic, v), _mm256_mul_ps(v, v), v));
+    const __m256 t = _ZGVdN8v_tanhf(inner);
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, t)));
+  }
+  for (; i < n; ++i) x[i] = gelu_tanh_scalar(x[i]);
+}
+
+}  // namespace
+
+bool vector_math_uses_avx2() {
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return avx2;
+}
+
+void gelu_erf(float* x, std::size_t n) {
+  if (vector_math_uses_avx2()) return gelu_erf_avx2(x, n);
+  for (std::size_t i = 0; i < n; ++i) x[i] = gelu_erf_scalar(x[i]);
+}
+
+void gelu_tanh(float* x, std::size_t n) {
+  if (vector_math_uses_avx2()) return gelu_tanh_avx2(x, n);
+  for (std::size_t i = 0; i < n; ++i) x[i] = gelu_tanh_scalar(x[i]);
+}
+
+}  // namespace disranker

@@ -1,0 +1,18 @@
+// Element-wise activations over float arrays for the inference engine. GELU's erf (and tanh) dominate the
+// non-GEMM time of a BERT forward when computed one float at a time; these use glibc's vector math library
+// (libmvec: 8 floats per call, ≤ 4 ulp) when the CPU has AVX2 and FMA, chosen at run time, and the scalar
+// libm functions otherwise.
+#pragma once
+
+#include <cstddef>
+
+namespace disranker {
+
+// x = 0.5 x (1 + erf(x / √2)): the exact GELU (transformers' "gelu").
+void gelu_erf(float* x, std::size_t n);
+// x = 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))): transformers' "gelu_new" / "gelu_pytorch_tanh".
+void gelu_tanh(float* x, std::size_t n);
+// Whether the vector (AVX2) path is in use on this CPU.
+bool vector_math_uses_avx2();
+
+}  // namespace disranker

@@ -1,0 +1,204 @@
+// The fast BERT engine (infer/bert_engine.h) against the libtorch Ranker on the same model directory: the
+// Ranker pads and masks a batch and computes every position of every layer in eager libtorch (itself checked
+// against transformers' numbers in test_bert.cc); the engine packs, skips the padding and computes only the
+// [CLS] row of the last layer. Their scores must agree to float rounding.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "infer/bert_engine.h"
+#include "infer/vector_math.h"
+#include "model/hf_config.h"
+#include "model/ranker.h"
+#include "model/safetensors.h"
+#include "test_scores.h"
+#include "test_util.h"
+
+namespace disranker {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::expect_near_all;
+using testing::TempDir;
+
+constexpr const char* kVocab =
+    "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]"
+    "\nthe\na\nof\nis\nwhat\nwhere\nhow\ncat\ndog\nsat\non\nmat\nhouse\nbig\n"
+    "small\nred\nblue\nruns\nfast\nslow\ncar\nwater\nfire\ntree\nlives\nin\n##s\nanimal\npet\n";
+
+std::string bert_config(const std::string& activation) {
+  return R"({"model_type": "bert", "vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 3,
+             "num_attention_heads": 4, "intermediate_size": 48, "max_position_embeddings": 64,
+             "hidden_act": ")" +
+         activation + R"("})";
+}
+
+struct Pair {
+  const char* query;
+  const char* title;
+  const char* text;
+};
+// Lengths from 6 to the 40-token budget (the last one is truncated), titles present and absent.
+const std::vector<Pair> kPairs = {
+    {"what is a cat", "cat", "the cat sat on the mat"},
+    {"what is a cat", "", "a small pet"},
+    {"how fast is a car", "car", "a big red car runs fast on the mat in the house"},
+    {"where", "dog", "the dog"},
+    {"the dog", "",
+     "the cat is a small pet in the house and the dog runs fast on the mat the big red car runs "
+     "slow on the water in the tree the fire lives in the small blue house of the animal"},
+};
+
+// A model directory saved by the libtorch Ranker, with weights drawn wider than the initialiser's (std 0.02
+// would make every score nearly the classifier's bias, and the comparison weak).
+struct Model {
+  TempDir tmp;
+  std::string dir;
+  std::unique_ptr<Ranker> ranker;
+
+  explicit Model(const std::string& activation = "gelu", ScoreTransform transform = {}) {
+    const std::string vocab = tmp.write("vocab.txt", kVocab);
+    const std::string config = tmp.write("config.json", bert_config(activation));
+    RankerCreateOptions options;
+    options.max_length = 40;
+    ranker = Ranker::create(config, vocab, torch::Device(torch::kCPU), options);
+    torch::manual_seed(7);
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : ranker->module().parameters()) p.normal_(0.0, 0.4);
+    }
+    ranker->manifest().score = transform;
+    dir = (tmp.path() / "model").string();
+    ranker->save(dir, nlohmann::json::object());
+  }
+
+  std::vector<EncodedPair> pairs() const {
+    std::vector<EncodedPair> out;
+    for (const Pair& p : kPairs) out.push_back(ranker->encode(p.query, p.title, p.text));
+    return out;
+  }
+};
+
+TEST(BertEngine, ScoresAsTheLibtorchRankerDoes) {
+  Model model;
+  const auto pairs = model.pairs();
+  ASSERT_TRUE(pairs.back().truncated);
+  const auto reference = model.ranker->score(pairs, pairs.size());  // one padded batch
+  auto engine = BertEngine::load(model.dir);
+  const auto scores = engine->score_raw(pairs);
+  expect_near_all(scores, reference, 1e-4);
+  // The scores differ from pair to pair: the comparison is not between constants.
+  const auto [low, high] = std::minmax_element(reference.begin(), reference.end());
+  EXPECT_GT(*high - *low, 0.01);
+}
+
+TEST(BertEngine, EncodesAsTheRankerDoes) {
+  Model model;
+  auto engine = BertEngine::load(model.dir);
+  for (const Pair& p : kPairs) {
+    EXPECT_EQ(engine->encode(p.query, p.title, p.text).ids,
+              model.ranker->encode(p.query, p.title, p.text).ids);
+    EXPECT_EQ(engine->encode(p.query, p.title, p.text, 2).ids,
+              model.ranker->encode(p.query, p.title, p.text, 2).ids);
+  }
+}
+
+TEST(BertEngine, GivesTheSameScoresWhateverTheCallsThePairsArePackedInto) {
+  Model model;
+  const auto pairs = model.pairs();
+  auto together = BertEngine::load(model.dir);
+  BertEngineOptions one_by_one;
+  one_by_one.tokens_per_call = 1;  // every pair alone
+  auto alone = BertEngine::load(model.dir, 256, one_by_one);
+  expect_near_all(alone->score_raw(pairs), together->score_raw(pairs), 1e-5);
+  // And a second call on the same buffers gives the same again.
+  expect_near_all(together->score_raw(pairs), alone->score_raw(pairs), 1e-5);
+}
+
+TEST(BertEngine, RunsTheTanhGelu) {
+  Model model("gelu_new");
+  const auto pairs = model.pairs();
+  expect_near_all(BertEngine::load(model.dir)->score_raw(pairs), model.ranker->score(pairs, pairs.size()),
+                  1e-4);
+}
+
+TEST(BertEngine, AppliesTheManifestsScoreTransform) {
+  Model model("gelu", ScoreTransform{ScoreType::kSigmoid, 2.0, -0.5});
+  const auto pairs = model.pairs();
+  auto engine = BertEngine::load(model.dir);
+  const auto raw = engine->score_raw(pairs);
+  const auto transformed = engine->score(pairs);
+  for (std::size_t i = 0; i < raw.size(); ++i)
+    EXPECT_NEAR(transformed[i], 1.0 / (1.0 + std::exp(-(2.0 * raw[i] - 0.5))), 1e-12);
+  expect_near_all(transformed, model.ranker->score(pairs, pairs.size()), 1e-4);
+}
+
+TEST(BertEngine, FollowsAChangedPairBudget) {
+  Model model;
+  auto engine = BertEngine::load(model.dir);
+  engine->set_max_length(36);  // the least that holds 4 specials and the 32 protected query tokens
+  model.ranker->manifest().max_length = 36;
+  const Pair& p = kPairs[4];
+  EXPECT_EQ(engine->encode(p.query, p.title, p.text).ids.size(), 36u);
+  EXPECT_EQ(engine->encode(p.query, p.title, p.text).ids, model.ranker->encode(p.query, p.title, p.text).ids);
+  EXPECT_THROW(engine->set_max_length(65), Error);  // max_position_embeddings is 64
+}
+
+TEST(BertEngine, RefusesAModelWithoutATrainedRankingHead) {
+  Model model;
+  // Rewrite the weights without the classifier.
+  const auto file = (fs::path(model.dir) / "model.safetensors").string();
+  std::vector<std::vector<std::byte>> keep;
+  std::vector<TensorData> tensors;
+  {
+    SafetensorsFile weights(file);
+    for (const TensorView& t : weights.tensors()) {
+      if (t.name.starts_with("classifier.")) continue;
+      keep.emplace_back(t.data.begin(), t.data.end());
+      tensors.push_back({t.name, t.dtype, t.shape, keep.back()});
+    }
+  }
+  for (std::size_t i = 0; i < tensors.size(); ++i) tensors[i].data = keep[i];
+  write_safetensors(file, tensors);
+  try {
+    BertEngine::load(model.dir);
+    FAIL() << "loaded a model without a classifier";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("classifier.weight"), std::string::npos) << e.what();
+  }
+}
+
+TEST(BertEngine, RefusesADecoderAndAMissingDirectory) {
+  TempDir tmp;
+  const auto dir = tmp.path() / "decoder";
+  fs::create_directories(dir);
+  tmp.write("decoder/config.json",
+            R"({"model_type": "llama", "vocab_size": 64, "hidden_size": 16, "intermediate_size": 32,
+                "num_hidden_layers": 1, "num_attention_heads": 2})");
+  EXPECT_THROW(BertEngine::load(dir.string()), Error);
+  EXPECT_THROW(BertEngine::load((tmp.path() / "nowhere").string()), Error);
+}
+
+TEST(VectorMath, GeluMatchesItsFormulaInDoublePrecision) {
+  std::vector<float> xs;
+  for (int i = -2000; i <= 2000; ++i) xs.push_back(static_cast<float>(i) * 0.005f);  // [-10, 10], 4001 values
+  std::vector<float> erf_gelu = xs, tanh_gelu = xs;
+  gelu_erf(erf_gelu.data(), erf_gelu.size());
+  gelu_tanh(tanh_gelu.data(), tanh_gelu.size());
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const double x = xs[i];
+    const double exact = 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+    const double approx = 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+    EXPECT_NEAR(erf_gelu[i], exact, 2e-6 * std::max(1.0, std::abs(x))) << "x = " << x;
+    EXPECT_NEAR(tanh_gelu[i], approx, 2e-6 * std::max(1.0, std::abs(x))) << "x = " << x;
+  }
+}
+
+}  // namespace
+}  // namespace disranker
