@@ -481,23 +481,4 @@ void BertEngine::Impl::forward(std::span<const EncodedPair> pairs, double* out) 
   }
 }
 
-double BertEngine::flops(std::span<const EncodedPair> pairs) const {
-  const auto& c = impl_->config;
-  const double h = static_cast<double>(c.hidden_size), inner = static_cast<double>(c.intermediate_size);
-  const double layers = static_cast<double>(c.num_hidden_layers);
-  double total = 0;
-  for (const EncodedPair& pair : pairs) {
-    const auto t = static_cast<double>(pair.ids.size());
-    const double dense_per_token = 2 * (4 * h * h + 2 * h * inner);
-    const double attention_per_layer = 4 * t * t * h;  // q kᵀ and p v over all heads
-    if (layers >= 1) {
-      total += (layers - 1) * (t * dense_per_token + attention_per_layer);
-      // last layer: k, v for every token; q, attention, output and FFN for [CLS] only
-      total += t * 2 * (2 * h * h) + 2 * (2 * h * h + 2 * h * inner) + 4 * t * h;
-    }
-    total += 2 * h * h + 2 * h;  // pooler, classifier
-  }
-  return total;
-}
-
 }  // namespace disranker

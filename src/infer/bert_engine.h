@@ -70,9 +70,6 @@ class BertEngine : public PairScorer {
   const RankerManifest& manifest() const;
   const Tokenizer& tokenizer() const;
   const PairEncoder& encoder() const;
-  // Floating-point operations of one forward over these pairs as this engine computes them (packed, last
-  // layer on [CLS] rows only), for benchmarks' fraction of peak.
-  double flops(std::span<const EncodedPair> pairs) const;
 
  private:
   BertEngine();
