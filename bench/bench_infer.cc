@@ -3,14 +3,15 @@
 //   - libtorch eager (the Ranker every training stage uses), padded batches of 100 (one query's candidates,
 //   as
 //     users often do) and length-sorted batches of 32;
-//   - the fast engine (infer/bert_engine.h), one call per query (100 candidates, packed);
+//   - the fast engine (infer/bert_engine.h), fp32 and int8, one call per query (100 candidates, packed);
 // at 1 and 2 threads, for each model config given, with the machine's large-sgemm rate (oneDNN, same threads)
 // as the peak to compare with. Prints a Markdown table: pairs/s, ms per query (100 candidates), the ratio to
-// libtorch padded-100 and the fraction of the sgemm rate reached on useful FLOPs (every layer for every real,
-// unpadded token: what the model needs, whatever a path computes).
+// libtorch padded-100 and the fraction of the GEMM rate (sgemm; for int8, oneDNN's u8s8s32) reached on useful
+// FLOPs (every layer for every real, unpadded token: what the model needs, whatever a path computes).
 //
 // Usage: bench_infer DATA_DIR VOCAB MAX_LENGTH CONFIG.json [CONFIG.json ...]
-// env BENCH_QUERIES=N: the first N queries of the run file only, for slow models.
+// env BENCH_QUERIES=N: the first N queries of the run file only, for slow models;
+//     BENCH_TOKENS_PER_CALL=N: the engine's BertEngineOptions::tokens_per_call.
 #include <dnnl.h>
 #include <omp.h>
 
@@ -30,6 +31,7 @@
 #include "data/queries.h"
 #include "data/run.h"
 #include "infer/bert_engine.h"
+#include "infer/int8_gemm.h"
 #include "model/ranker.h"
 
 namespace {
@@ -53,6 +55,17 @@ double sgemm_gflops(int n) {
   dnnl_sgemm('N', 'N', n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);  // warm-up
   const double s = best_seconds(
       3, [&] { dnnl_sgemm('N', 'N', n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n); });
+  return 2.0 * n * n * static_cast<double>(n) / s / 1e9;
+}
+
+// The same for oneDNN's u8×s8→s32 GEMM (VNNI where the CPU has it): the int8 path's peak.
+double int8_gemm_gops(int n) {
+  std::vector<std::uint8_t> a(static_cast<std::size_t>(n) * n, 100);
+  std::vector<std::int8_t> b(a.size(), 50);
+  std::vector<std::int32_t> c(a.size());
+  const auto run = [&] { gemm_int8(n, n, n, a.data(), n, b.data(), n, c.data(), n); };
+  run();  // warm-up
+  const double s = best_seconds(3, run);
   return 2.0 * n * n * static_cast<double>(n) / s / 1e9;
 }
 
@@ -99,7 +112,8 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(tmp);
 
     std::printf(
-        "| model | path | threads | pairs/s | ms / query (100 pairs) | vs libtorch padded-100 | %% of sgemm "
+        "| model | path | threads | pairs/s | ms / query (100 pairs) | vs libtorch padded-100 | %% of GEMM "
+        "peak "
         "rate |\n");
     std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
     for (int i = 4; i < argc; ++i) {
@@ -110,7 +124,12 @@ int main(int argc, char** argv) {
       auto ranker = Ranker::create(config, vocab, torch::Device(torch::kCPU), options);
       const std::string dir = (tmp / name).string();
       ranker->save(dir, nlohmann::json::object());
-      auto engine = BertEngine::load(dir);
+      BertEngineOptions fp32_options;
+      if (const char* t = std::getenv("BENCH_TOKENS_PER_CALL")) fp32_options.tokens_per_call = std::stoul(t);
+      auto engine = BertEngine::load(dir, max_length, fp32_options);
+      BertEngineOptions int8_options = fp32_options;
+      int8_options.precision = Precision::kInt8;
+      auto int8_engine = BertEngine::load(dir, max_length, int8_options);
 
       // Each query's candidates, encoded once, in BM25 order.
       std::vector<std::vector<EncodedPair>> per_query;
@@ -144,10 +163,12 @@ int main(int argc, char** argv) {
         at::set_num_threads(threads);
         omp_set_num_threads(threads);
         const double peak = sgemm_gflops(2048);
+        const double int8_peak = int8_gemm_gops(2048);
         const int repeats = 2;
         struct Path {
           const char* label;
           std::function<void()> fn;
+          bool int8 = false;
         };
         const std::vector<Path> paths = {
             {"libtorch eager, padded batches of 100",
@@ -159,6 +180,11 @@ int main(int argc, char** argv) {
              [&] {
                for (const auto& q : per_query) engine->score_raw(q);
              }},
+            {"DisRanker engine int8, one call per query",
+             [&] {
+               for (const auto& q : per_query) int8_engine->score_raw(q);
+             },
+             true},
         };
         double baseline = 0;
         for (const Path& path : paths) {
@@ -167,11 +193,11 @@ int main(int argc, char** argv) {
           if (baseline == 0) baseline = rate;
           std::printf("| %s | %s | %d | %.1f | %.1f | %.2f | %.0f%% |\n", name.c_str(), path.label, threads,
                       rate, 1000.0 * s / static_cast<double>(per_query.size()), rate / baseline,
-                      100.0 * flops / s / 1e9 / peak);
+                      100.0 * flops / s / 1e9 / (path.int8 ? int8_peak : peak));
           std::fflush(stdout);
         }
-        std::printf("| %s | (oneDNN sgemm 2048³: %.0f GFLOP/s) | %d | | | | 100%% |\n", name.c_str(), peak,
-                    threads);
+        std::printf("| %s | (oneDNN sgemm 2048³: %.0f GFLOP/s; u8s8s32: %.0f GOP/s) | %d | | | | 100%% |\n",
+                    name.c_str(), peak, int8_peak, threads);
       }
     }
     std::filesystem::remove_all(tmp);

@@ -46,9 +46,9 @@ struct CompareCommand {
       std::snprintf(rel_text, sizeof rel_text, "%+.1f%%", 100 * relative);
       table.add_row({metrics[m].name, text(c.a), text(c.b), text(diff), std::isnan(relative) ? "-" : rel_text,
                      text(c.p_value), c.p_value < alpha ? "*" : ""});
-      out["metrics"][metrics[m].name] = {{"a", c.a},          {"b", c.b},
-                                         {"diff", diff},      {"p_value", c.p_value},
-                                         {"queries", c.queries}, {"exact", c.exact}};
+      out["metrics"][metrics[m].name] = {
+          {"a", c.a},        {"b", c.b}, {"diff", diff}, {"p_value", c.p_value}, {"queries", c.queries},
+          {"exact", c.exact}};
     }
     if (json) {
       std::cout << out.dump(2) << '\n';
@@ -56,8 +56,9 @@ struct CompareCommand {
     }
     std::cout << table.render();
     std::cout << "p: paired two-sided randomization test over " << a.queries.size() << " queries ("
-              << (a.queries.size() <= 16 ? "exact" : std::to_string(randomization.samples) + " permutations, seed " +
-                                                         std::to_string(randomization.seed))
+              << (a.queries.size() <= 16 ? "exact"
+                                         : std::to_string(randomization.samples) + " permutations, seed " +
+                                               std::to_string(randomization.seed))
               << "); * marks p < " << alpha << "\n";
   }
 };
@@ -66,10 +67,14 @@ struct CompareCommand {
 
 void register_compare(CLI::App& app) {
   auto command = std::make_shared<CompareCommand>();
-  CLI::App* sub = app.add_subcommand("compare", "Compare two runs per metric with a paired randomization test");
+  CLI::App* sub =
+      app.add_subcommand("compare", "Compare two runs per metric with a paired randomization test");
   sub->add_option("--qrels", command->qrels_path, "TREC qrels file")->required()->check(CLI::ExistingFile);
-  sub->add_option("--run", command->run_paths, "The two runs: --run A --run B")->required()->check(CLI::ExistingFile);
-  sub->add_option("--permutations", command->randomization.samples, "Random permutations when there are > 16 queries")
+  sub->add_option("--run", command->run_paths, "The two runs: --run A --run B")
+      ->required()
+      ->check(CLI::ExistingFile);
+  sub->add_option("--permutations", command->randomization.samples,
+                  "Random permutations when there are > 16 queries")
       ->capture_default_str()
       ->check(CLI::Range(100, 10000000));
   sub->add_option("--seed", command->randomization.seed, "Seed of the permutations")->capture_default_str();

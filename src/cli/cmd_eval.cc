@@ -28,7 +28,8 @@ struct EvalCommand {
     if (per_query && run_paths.size() != 1) throw Error("--per-query takes exactly one --run");
 
     std::vector<Evaluation> evaluations;
-    for (const auto& path : run_paths) evaluations.push_back(evaluate(qrels, read_run(path), metrics, options));
+    for (const auto& path : run_paths)
+      evaluations.push_back(evaluate(qrels, read_run(path), metrics, options));
 
     if (json) {
       print_json(evaluations);
@@ -45,7 +46,8 @@ struct EvalCommand {
   static void print_per_query(const Evaluation& e) {
     for (std::size_t m = 0; m < e.metrics.size(); ++m) {
       for (const auto& q : e.queries) {
-        if (!std::isnan(q.values[m])) std::cout << e.metrics[m].name << '\t' << q.qid << '\t' << format_metric(q.values[m]) << '\n';
+        if (!std::isnan(q.values[m]))
+          std::cout << e.metrics[m].name << '\t' << q.qid << '\t' << format_metric(q.values[m]) << '\n';
       }
       std::cout << e.metrics[m].name << "\tall\t" << value_text(e.summary[m]) << '\n';
     }
@@ -75,10 +77,12 @@ struct EvalCommand {
       entry["run"] = run_paths[r];
       entry["queries"] = e.queries.size();
       auto number = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
-      for (std::size_t m = 0; m < e.metrics.size(); ++m) entry["metrics"][e.metrics[m].name] = number(e.summary[m]);
+      for (std::size_t m = 0; m < e.metrics.size(); ++m)
+        entry["metrics"][e.metrics[m].name] = number(e.summary[m]);
       if (per_query) {
         for (const auto& q : e.queries) {
-          for (std::size_t m = 0; m < e.metrics.size(); ++m) entry["per_query"][q.qid][e.metrics[m].name] = number(q.values[m]);
+          for (std::size_t m = 0; m < e.metrics.size(); ++m)
+            entry["per_query"][q.qid][e.metrics[m].name] = number(q.values[m]);
         }
       }
       double concordant = 0, discordant = 0;
@@ -94,12 +98,14 @@ struct EvalCommand {
 
 void register_eval(CLI::App& app) {
   auto command = std::make_shared<EvalCommand>();
-  CLI::App* sub = app.add_subcommand("eval", "Evaluate TREC runs against qrels (trec_eval semantics, plus PNR)");
+  CLI::App* sub =
+      app.add_subcommand("eval", "Evaluate TREC runs against qrels (trec_eval semantics, plus PNR)");
   sub->add_option("--qrels", command->qrels_path, "TREC qrels file")->required()->check(CLI::ExistingFile);
   sub->add_option("--run", command->run_paths, "TREC run file (repeat to compare runs side by side)")
       ->required()
       ->check(CLI::ExistingFile);
-  sub->add_flag("-q,--per-query", command->per_query, "Print metric<TAB>qid<TAB>value per query, as trec_eval -q");
+  sub->add_flag("-q,--per-query", command->per_query,
+                "Print metric<TAB>qid<TAB>value per query, as trec_eval -q");
   sub->add_flag("--json", command->json, "Print JSON instead of a table");
   command->flags.add_to(*sub);
   sub->callback([command] { command->run(); });

@@ -49,8 +49,8 @@ struct IndexCommand {
     if (!docs.empty_ids().empty()) {
       std::string ids;
       for (const auto& id : docs.empty_ids()) ids += (ids.empty() ? "" : ", ") + id;
-      std::fprintf(stderr, "warning: %zu empty documents indexed without terms: %s\n", docs.empty_ids().size(),
-                   ids.c_str());
+      std::fprintf(stderr, "warning: %zu empty documents indexed without terms: %s\n",
+                   docs.empty_ids().size(), ids.c_str());
     }
     Progress progress;
     IndexOptions options;
@@ -76,8 +76,9 @@ void register_index(CLI::App& app) {
                   "Stemming language: english, none, or another Xapian stemmer")
       ->capture_default_str();
   sub->add_flag("--force", command->force, "Replace an existing index at --out");
-  sub->add_flag("--allow-empty-docs", command->allow_empty_docs,
-                "Keep documents with neither title nor text (listed on stderr) instead of rejecting the file");
+  sub->add_flag(
+      "--allow-empty-docs", command->allow_empty_docs,
+      "Keep documents with neither title nor text (listed on stderr) instead of rejecting the file");
   sub->callback([command] { command->run(); });
 }
 

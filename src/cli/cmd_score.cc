@@ -37,6 +37,7 @@ struct ScoreCommand {
   int threads = 0;
   std::int64_t max_length = 0;  // 0: the manifest's
   std::string engine = "auto";
+  std::string precision = "fp32";
 
   void run() const {
     ScorePoolOptions options;
@@ -57,7 +58,10 @@ struct ScoreCommand {
         run_path.empty() ? candidates_from_qrels(read_qrels(qrels_path)) : read_run(run_path);
     if (candidates.by_query.empty()) throw Error(source, 0, "", "no candidates to score");
 
-    std::unique_ptr<BertEngine> fast = open_fast_engine(engine, model_dir, device_name, "score");
+    BertEngineOptions engine_options;
+    engine_options.precision = parse_precision(precision);
+    std::unique_ptr<BertEngine> fast =
+        open_fast_engine(engine, model_dir, device_name, "score", engine_options);
     std::unique_ptr<Ranker> ranker;
     std::unique_ptr<PairScorer> ranker_scorer;
     PairScorer* scorer = fast.get();
@@ -65,7 +69,7 @@ struct ScoreCommand {
       if (max_length > 0) fast->set_max_length(max_length);  // an out-of-range budget fails here
       std::cerr << "score: " << model_dir << " (bert, " << to_string(fast->manifest().role) << ", max_length "
                 << fast->manifest().max_length << ", score " << to_string(fast->manifest().score.type)
-                << "), fast engine, " << runtime_summary(device) << "\n";
+                << "), fast engine " << precision << ", " << runtime_summary(device) << "\n";
     } else {
       ranker = Ranker::load(model_dir, device);
       if (max_length > 0) {
@@ -136,6 +140,7 @@ void register_score(CLI::App& app) {
   sub->add_option("--device", command->device_name, "cpu, cuda or cuda:N")->capture_default_str();
   sub->add_option("--threads", command->threads, "Intra-op threads; 0: one per core")->capture_default_str();
   sub->add_option("--engine", command->engine, kEngineHelp)->capture_default_str();
+  sub->add_option("--precision", command->precision, kPrecisionHelp)->capture_default_str();
   sub->add_option("--max-length", command->max_length,
                   "Pair budget in tokens, overriding disranker.json's max_length (0: the model's)")
       ->capture_default_str();

@@ -87,6 +87,7 @@ struct ServeCommand {
   std::string device = "cpu";
   int torch_threads = 0;
   std::string engine = "auto";
+  std::string precision = "fp32";
   serve::ServeOptions options;
 
   void execute() {
@@ -100,6 +101,7 @@ struct ServeCommand {
     const std::string name = std::filesystem::path(model_dir).lexically_normal().string();
     BertEngineOptions engine_options;
     engine_options.threads = torch_threads;  // the batching thread scores: it needs its own setting
+    engine_options.precision = parse_precision(precision);
     auto fast = open_fast_engine(engine, model_dir, device, "serve", engine_options);
     std::unique_ptr<ModelScorer> scorer_ptr =
         fast ? std::make_unique<ModelScorer>(std::move(fast), name)
@@ -168,6 +170,7 @@ void register_serve(CLI::App& app) {
                   "Model threads, libtorch or the fast engine (0: one per core)")
       ->capture_default_str();
   sub->add_option("--engine", command->engine, kEngineHelp)->capture_default_str();
+  sub->add_option("--precision", command->precision, kPrecisionHelp)->capture_default_str();
   sub->add_option("--http-threads", o.threads, "HTTP worker threads")->capture_default_str();
   sub->add_option("--max-documents", o.max_documents, "Most documents per query (more: 422)")
       ->capture_default_str();

@@ -1,5 +1,5 @@
-// disranker tokenize: one input line -> one output line, for checking token ids against other tools and for users'
-// scripts. Plain mode encodes the line (no special tokens unless --add-special); --pair reads
+// disranker tokenize: one input line -> one output line, for checking token ids against other tools and for
+// users' scripts. Plain mode encodes the line (no special tokens unless --add-special); --pair reads
 // query<TAB>title<TAB>summary (or query<TAB>text) and prints the ranker's encoded pair, template included.
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -51,7 +51,8 @@ struct TokenizeCommand {
     }
   }
 
-  static EncodedPair encode_pair_line(const PairEncoder& encoder, const std::string& line, std::size_t number) {
+  static EncodedPair encode_pair_line(const PairEncoder& encoder, const std::string& line,
+                                      std::size_t number) {
     std::vector<std::string_view> fields;
     std::string_view rest(line);
     while (true) {
@@ -97,21 +98,26 @@ struct TokenizeCommand {
 
 void register_tokenize(CLI::App& app) {
   auto command = std::make_shared<TokenizeCommand>();
-  CLI::App* sub = app.add_subcommand("tokenize", "Tokenize stdin line by line (ids, tokens or JSON per line)");
-  sub->add_option("--tokenizer", command->tokenizer_path,
-                  "vocab.txt (WordPiece), tokenizer.json (WordPiece or byte-level BPE), llama2.c .bin, or a model "
-                  "directory")
+  CLI::App* sub =
+      app.add_subcommand("tokenize", "Tokenize stdin line by line (ids, tokens or JSON per line)");
+  sub->add_option(
+         "--tokenizer", command->tokenizer_path,
+         "vocab.txt (WordPiece), tokenizer.json (WordPiece or byte-level BPE), llama2.c .bin, or a model "
+         "directory")
       ->required();
   sub->add_flag("--pair", command->pair,
                 "Lines are query<TAB>title<TAB>summary or query<TAB>text; print the ranker's pair encoding");
-  sub->add_flag("--add-special", command->add_special, "Wrap single lines in the special tokens ([CLS] … [SEP] or … </s>)");
-  sub->add_option("--format", command->format, "ids (space-separated), tokens, or json (ids, tokens, type_ids)")
+  sub->add_flag("--add-special", command->add_special,
+                "Wrap single lines in the special tokens ([CLS] … [SEP] or … </s>)");
+  sub->add_option("--format", command->format,
+                  "ids (space-separated), tokens, or json (ids, tokens, type_ids)")
       ->check(CLI::IsMember({"ids", "tokens", "json"}))
       ->capture_default_str();
   sub->add_option("--style", command->style, "Pair template: bert, decoder, or auto (bert for WordPiece)")
       ->check(CLI::IsMember({"auto", "bert", "decoder"}))
       ->capture_default_str();
-  sub->add_option("--max-length", command->pair_options.max_length, "Pair budget in tokens, specials included")
+  sub->add_option("--max-length", command->pair_options.max_length,
+                  "Pair budget in tokens, specials included")
       ->capture_default_str();
   sub->add_option("--protected-query-tokens", command->pair_options.protected_query_tokens,
                   "The query's first N tokens are never truncated")

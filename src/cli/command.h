@@ -1,5 +1,6 @@
 // How subcommands slot into the CLI: each cmd_*.cc defines one `register_<name>` function that adds a CLI11
-// subcommand and sets its callback. main.cc calls them all; adding a command means one file and one line there.
+// subcommand and sets its callback. main.cc calls them all; adding a command means one file and one line
+// there.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -15,6 +16,7 @@ void register_clicks(CLI::App& app);
 void register_train_tokenizer(CLI::App& app);
 void register_report(CLI::App& app);
 void register_export(CLI::App& app);
+void register_quantize(CLI::App& app);
 #ifdef DISRANKER_HAVE_TORCH
 void register_generate(CLI::App& app);
 void register_init(CLI::App& app);

@@ -34,7 +34,9 @@ void add_run_options(CLI::App& command, RunOptions& run) {
   command
       .add_option("--save-every", run.save_every, "Checkpoint every N optimiser steps (0: only at the end)")
       ->capture_default_str();
-  command.add_option("--log-every", run.log_every, "metrics.jsonl line every N optimiser steps (0: only at the end)")
+  command
+      .add_option("--log-every", run.log_every,
+                  "metrics.jsonl line every N optimiser steps (0: only at the end)")
       ->capture_default_str();
   command.add_flag("--resume", run.resume, "Continue from OUT/checkpoint when it exists (after a kill)");
   command

@@ -2,9 +2,10 @@
 // configuration saved with the outputs.
 //
 // --config FILE reads any of the stage's long flags from a TOML file (CLI11's config reader: `key = value`
-// lines under a [<command>] section, with the flag name without dashes, e.g. `[sft]` then `learning-rate = 3e-4`);
-// flags given on the command line win over the file. One file can hold the settings of every stage. The resolved values (every flag, defaults included) are written to OUT/config.toml, which can be
-// passed back as --config to repeat the run.
+// lines under a [<command>] section, with the flag name without dashes, e.g. `[sft]` then `learning-rate =
+// 3e-4`); flags given on the command line win over the file. One file can hold the settings of every stage.
+// The resolved values (every flag, defaults included) are written to OUT/config.toml, which can be passed
+// back as --config to repeat the run.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -4,11 +4,13 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <numeric>
 
 #include "core/error.h"
+#include "infer/int8_gemm.h"
 #include "infer/vector_math.h"
 #include "model/safetensors.h"
 
@@ -17,11 +19,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// y = x W + b with W stored [in, out] (transposed from Hugging Face's [out, in] at load).
+// y = x W + b with W stored [in, out] (transposed from Hugging Face's [out, in] at load); in int8 mode the
+// weight is replaced by its quantized copy.
 struct Linear {
   std::int64_t in = 0, out = 0;
-  std::vector<float> weight;  // [in, out]
+  std::vector<float> weight;  // [in, out]; empty once quantized
   std::vector<float> bias;    // [out]
+  Int8Weights int8;           // empty in float32 mode
 };
 
 struct Norm {
@@ -35,6 +39,32 @@ struct Layer {
   Linear intermediate;
   Linear output;
   Norm output_norm;
+};
+
+// A row-major activation matrix and, in int8 mode, its quantized copy (one scale and zero point per row),
+// which is what the next dense layer reads.
+struct Rows {
+  std::int64_t width = 0;
+  std::vector<float> values;
+  std::vector<std::uint8_t> quantized;
+  std::vector<float> scale;
+  std::vector<std::int32_t> zero;
+
+  float* row(std::int64_t i) { return values.data() + i * width; }
+  const float* row(std::int64_t i) const { return values.data() + i * width; }
+  // Room for `rows` rows (grow only: no allocation in the steady state).
+  void reserve(std::int64_t rows, std::int64_t row_width, bool int8) {
+    width = row_width;
+    const auto grow = [](auto& buffer, std::int64_t size) {
+      if (buffer.size() < static_cast<std::size_t>(size)) buffer.resize(static_cast<std::size_t>(size));
+    };
+    grow(values, rows * width);
+    if (int8) grow(quantized, rows * width), grow(scale, rows), grow(zero, rows);
+  }
+  void quantize(std::int64_t i, int levels) {
+    quantize_row(row(i), width, levels, quantized.data() + i * width, &scale[static_cast<std::size_t>(i)],
+                 &zero[static_cast<std::size_t>(i)]);
+  }
 };
 
 enum class Activation { kGeluErf, kGeluTanh, kRelu, kSilu };
@@ -69,51 +99,27 @@ void layer_norm(float* row, std::int64_t n, const Norm& norm, float eps) {
   for (std::int64_t j = 0; j < n; ++j) row[j] = (row[j] - mean) * inv * g[j] + b[j];
 }
 
-// rows[i] = LayerNorm(rows[i] + bias + residual[i]) for m rows of n (both row-major, leading dimension n).
-void add_bias_residual_norm(float* rows, const float* residual, std::int64_t m, std::int64_t n,
-                            const std::vector<float>& bias, const Norm& norm, float eps) {
-#pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < m; ++i) {
-    float* row = rows + i * n;
-    const float* res = residual + i * n;
-    const float* b = bias.data();
+// row = LayerNorm(row + residual).
+void add_residual_norm(float* row, const float* residual, std::int64_t n, const Norm& norm, float eps) {
 #pragma omp simd
-    for (std::int64_t j = 0; j < n; ++j) row[j] += b[j] + res[j];
-    layer_norm(row, n, norm, eps);
-  }
+  for (std::int64_t j = 0; j < n; ++j) row[j] += residual[j];
+  layer_norm(row, n, norm, eps);
 }
 
-void add_bias_activation(float* rows, std::int64_t m, std::int64_t n, const std::vector<float>& bias,
-                         Activation activation) {
-#pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < m; ++i) {
-    float* row = rows + i * n;
-    const float* b = bias.data();
-#pragma omp simd
-    for (std::int64_t j = 0; j < n; ++j) row[j] += b[j];
-    switch (activation) {
-      case Activation::kGeluErf:
-        gelu_erf(row, static_cast<std::size_t>(n));
-        break;
-      case Activation::kGeluTanh:
-        gelu_tanh(row, static_cast<std::size_t>(n));
-        break;
-      case Activation::kRelu:
-        for (std::int64_t j = 0; j < n; ++j) row[j] = std::max(row[j], 0.0f);
-        break;
-      case Activation::kSilu:
-        for (std::int64_t j = 0; j < n; ++j) row[j] = row[j] / (1.0f + std::exp(-row[j]));
-        break;
-    }
-  }
-}
-
-void add_bias(float* rows, std::int64_t m, std::int64_t n, std::int64_t ld, const float* bias) {
-#pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < m; ++i) {
-    float* row = rows + i * ld;
-#pragma omp simd
-    for (std::int64_t j = 0; j < n; ++j) row[j] += bias[j];
+void activate(float* row, std::int64_t n, Activation activation) {
+  switch (activation) {
+    case Activation::kGeluErf:
+      gelu_erf(row, static_cast<std::size_t>(n));
+      break;
+    case Activation::kGeluTanh:
+      gelu_tanh(row, static_cast<std::size_t>(n));
+      break;
+    case Activation::kRelu:
+      for (std::int64_t j = 0; j < n; ++j) row[j] = std::max(row[j], 0.0f);
+      break;
+    case Activation::kSilu:
+      for (std::int64_t j = 0; j < n; ++j) row[j] = row[j] / (1.0f + std::exp(-row[j]));
+      break;
   }
 }
 
@@ -199,16 +205,24 @@ struct BertEngine::Impl {
   std::vector<float> classifier;  // [H]
   float classifier_bias = 0;
 
+  int levels = 255;  // int8 mode: the largest quantized activation (activation_levels())
+
   // Workspace, reused across calls.
-  std::vector<float> x, qkv, context, scratch, intermediate;                      // packed: [tokens, ...]
-  std::vector<float> cls, cls_query, cls_context, cls_scratch, cls_intermediate;  // [sequences, ...]
-  std::vector<float> attention_rows;  // per thread: one row of attention probabilities
+  Rows x, qkv, context, scratch, intermediate;                      // packed: [tokens, ...]
+  Rows cls, cls_query, cls_context, cls_scratch, cls_intermediate;  // [sequences, ...]
+  std::vector<std::int32_t> accumulators;        // int8 mode: a dense layer's integer output
+  std::vector<float> attention_scores;           // per thread: one (sequence, head)'s [rows, length] scores
+  std::atomic<int> failed_status{dnnl_success};  // a oneDNN failure inside a parallel loop
   std::vector<std::int64_t> offsets, lengths;
 
+  bool int8() const { return options.precision == Precision::kInt8; }
   void forward(std::span<const EncodedPair> pairs, double* out);
   void embed(std::span<const EncodedPair> pairs);
   void attention(std::int64_t sequences, const float* query, std::int64_t query_ld, bool cls_only,
                  float* out);
+  template <class RowOp>
+  void dense(std::int64_t rows, const Rows& in, const Linear& linear, std::int64_t first, std::int64_t count,
+             float* out, std::int64_t out_ld, RowOp op);
 };
 
 BertEngine::BertEngine() : impl_(std::make_unique<Impl>()) {}
@@ -272,6 +286,16 @@ std::unique_ptr<BertEngine> BertEngine::load(const std::string& dir, std::int64_
   m.pooler = weights.linear("bert.pooler.dense", h, h);
   m.classifier = weights.get("classifier.weight", {1, h});
   m.classifier_bias = weights.get("classifier.bias", {1})[0];
+  if (m.int8()) {
+    // The encoder's dense layers only: embeddings, pooler and classifier are a small part of the work.
+    m.levels = activation_levels();
+    for (Layer& layer : m.layers) {
+      for (Linear* l : {&layer.qkv, &layer.attention_output, &layer.intermediate, &layer.output}) {
+        l->int8 = quantize_weights(l->weight.data(), l->in, l->out);
+        l->weight = {};
+      }
+    }
+  }
   return engine;
 }
 
@@ -297,6 +321,9 @@ EncodedPair BertEngine::encode(std::string_view query, std::string_view title, s
 
 const BertConfig& BertEngine::config() const {
   return impl_->config;
+}
+const BertEngineOptions& BertEngine::options() const {
+  return impl_->options;
 }
 const RankerManifest& BertEngine::manifest() const {
   return impl_->manifest;
@@ -340,20 +367,24 @@ void BertEngine::Impl::embed(std::span<const EncodedPair> pairs) {
     for (std::int64_t p = 0; p < lengths[static_cast<std::size_t>(s)]; ++p) {
       const auto id = static_cast<std::int64_t>(pair.ids[static_cast<std::size_t>(p)]);
       const auto type = static_cast<std::int64_t>(pair.type_ids[static_cast<std::size_t>(p)]);
-      float* row = x.data() + (offsets[static_cast<std::size_t>(s)] + p) * h;
+      const std::int64_t token = offsets[static_cast<std::size_t>(s)] + p;
+      float* row = x.row(token);
       const float* w = word.data() + id * h;
       const float* pos = position.data() + p * h;
       const float* t = token_type.data() + type * h;
 #pragma omp simd
       for (std::int64_t j = 0; j < h; ++j) row[j] = w[j] + pos[j] + t[j];
       layer_norm(row, h, embedding_norm, eps);
+      if (int8()) x.quantize(token, levels);
     }
   }
 }
 
 // Scaled dot-product attention of each sequence with itself, head by head: the queries are rows of `query`
 // (leading dimension query_ld; one per token, or with cls_only one per sequence), keys and values come from
-// qkv's columns [H, 2H) and [2H, 3H) of every token. out: [rows, H].
+// qkv's columns [H, 2H) and [2H, 3H) of every token. out: [rows, H]. Each (sequence, head) is two small
+// GEMMs, scores = Q Kᵀ and out = softmax(scores) V, run single-threaded inside the parallel loop (oneDNN
+// does not nest), with the softmax vectorized between them.
 void BertEngine::Impl::attention(std::int64_t sequences, const float* query, std::int64_t query_ld,
                                  bool cls_only, float* out) {
   const std::int64_t h = config.hidden_size;
@@ -365,40 +396,60 @@ void BertEngine::Impl::attention(std::int64_t sequences, const float* query, std
 #pragma omp parallel for schedule(dynamic) collapse(2)
   for (std::int64_t s = 0; s < sequences; ++s) {
     for (std::int64_t head = 0; head < heads; ++head) {
-      float* probabilities = attention_rows.data() + omp_get_thread_num() * longest;
+      float* scores = attention_scores.data() + omp_get_thread_num() * longest * longest;
       const std::int64_t offset = offsets[static_cast<std::size_t>(s)];
       const std::int64_t length = lengths[static_cast<std::size_t>(s)];
-      const float* keys = qkv.data() + offset * ld + h + head * d;
-      const float* values = qkv.data() + offset * ld + 2 * h + head * d;
+      const float* keys = qkv.row(offset) + h + head * d;
+      const float* values = qkv.row(offset) + 2 * h + head * d;
       const std::int64_t rows = cls_only ? 1 : length;
       const std::int64_t first_row = cls_only ? s : offset;
-      for (std::int64_t r = 0; r < rows; ++r) {
-        const float* q = query + (first_row + r) * query_ld + head * d;
-        float top = -INFINITY;
-        for (std::int64_t j = 0; j < length; ++j) {
-          const float* k = keys + j * ld;
-          float dot = 0;
-#pragma omp simd reduction(+ : dot)
-          for (std::int64_t e = 0; e < d; ++e) dot += q[e] * k[e];
-          probabilities[j] = dot * scale;
-          top = std::max(top, probabilities[j]);
-        }
-        float total = 0;
-        for (std::int64_t j = 0; j < length; ++j) {
-          probabilities[j] = std::exp(probabilities[j] - top);
-          total += probabilities[j];
-        }
-        const float inv = 1.0f / total;
-        float* o = out + (first_row + r) * h + head * d;
-        std::fill(o, o + d, 0.0f);
-        for (std::int64_t j = 0; j < length; ++j) {
-          const float p = probabilities[j] * inv;
-          const float* v = values + j * ld;
-#pragma omp simd
-          for (std::int64_t e = 0; e < d; ++e) o[e] += p * v[e];
-        }
+      const float* q = query + first_row * query_ld + head * d;
+      dnnl_status_t status =
+          dnnl_sgemm('N', 'T', rows, length, d, 1.0f, q, query_ld, keys, ld, 0.0f, scores, length);
+      for (std::int64_t r = 0; r < rows; ++r)
+        softmax(scores + r * length, static_cast<std::size_t>(length), scale);
+      if (status == dnnl_success) {
+        status = dnnl_sgemm('N', 'N', rows, d, length, 1.0f, scores, length, values, ld, 0.0f,
+                            out + first_row * h + head * d, h);
       }
+      if (status != dnnl_success) failed_status = status;  // thrown after the loop, not from a thread
     }
+  }
+  if (const int status = failed_status.exchange(dnnl_success); status != dnnl_success)
+    throw Error("bert engine: oneDNN sgemm failed in attention with status " + std::to_string(status));
+}
+
+// out[i] = op(i, in[i] · W[:, first : first + count] + b[first : first + count]) for each of `rows` rows (out
+// rows out_ld apart): one GEMM over all rows, then a parallel pass that adds the bias (after dequantizing, in
+// int8 mode) and applies the fused row operation while the row is in cache.
+template <class RowOp>
+void BertEngine::Impl::dense(std::int64_t rows, const Rows& in, const Linear& linear, std::int64_t first,
+                             std::int64_t count, float* out, std::int64_t out_ld, RowOp op) {
+  const float* bias = linear.bias.data() + first;
+  if (!int8()) {
+    gemm(rows, count, linear.in, in.values.data(), in.width, linear.weight.data() + first, linear.out, out,
+         out_ld);
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < rows; ++i) {
+      float* row = out + i * out_ld;
+#pragma omp simd
+      for (std::int64_t j = 0; j < count; ++j) row[j] += bias[j];
+      op(i, row);
+    }
+    return;
+  }
+  const Int8Weights& w = linear.int8;
+  if (accumulators.size() < static_cast<std::size_t>(rows * count))
+    accumulators.resize(static_cast<std::size_t>(rows * count));
+  gemm_int8(rows, count, w.in, in.quantized.data(), in.width, w.values.data() + first, w.out,
+            accumulators.data(), count);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < rows; ++i) {
+    float* row = out + i * out_ld;
+    dequantize_row(accumulators.data() + i * count, count, in.scale[static_cast<std::size_t>(i)],
+                   in.zero[static_cast<std::size_t>(i)], w.scale.data() + first, w.column_sum.data() + first,
+                   bias, row);
+    op(i, row);
   }
 }
 
@@ -423,56 +474,73 @@ void BertEngine::Impl::forward(std::span<const EncodedPair> pairs, double* out) 
     lengths.push_back(static_cast<std::int64_t>(pair.ids.size()));
     tokens += lengths.back();
   }
-  const auto grow = [](std::vector<float>& buffer, std::int64_t size) {
-    if (buffer.size() < static_cast<std::size_t>(size)) buffer.resize(static_cast<std::size_t>(size));
+  const bool q = int8();
+  x.reserve(tokens, h, q), qkv.reserve(tokens, 3 * h, false), context.reserve(tokens, h, q);
+  scratch.reserve(tokens, h, q), intermediate.reserve(tokens, inner, q);
+  cls.reserve(sequences, h, q), cls_query.reserve(sequences, h, false), cls_context.reserve(sequences, h, q);
+  cls_scratch.reserve(sequences, h, q), cls_intermediate.reserve(sequences, inner, q);
+  const std::int64_t longest = *std::max_element(lengths.begin(), lengths.end());
+  if (attention_scores.size() < static_cast<std::size_t>(omp_get_max_threads() * longest * longest))
+    attention_scores.resize(static_cast<std::size_t>(omp_get_max_threads() * longest * longest));
+  // Refreshes the quantized copy of a row that the next dense layer reads (int8 mode).
+  const auto requantize = [&](Rows& rows) {
+    return [&rows, this](std::int64_t i) {
+      if (int8()) rows.quantize(i, levels);
+    };
   };
-  grow(x, tokens * h), grow(qkv, tokens * 3 * h), grow(context, tokens * h), grow(scratch, tokens * h);
-  grow(intermediate, tokens * inner);
-  grow(cls, sequences * h), grow(cls_query, sequences * h), grow(cls_context, sequences * h);
-  grow(cls_scratch, sequences * h), grow(cls_intermediate, sequences * inner);
-  grow(attention_rows, omp_get_max_threads() * *std::max_element(lengths.begin(), lengths.end()));
+  const auto quantize_all = [&](Rows& rows, std::int64_t count) {
+    if (!q) return;
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < count; ++i) rows.quantize(i, levels);
+  };
+  const auto nothing = [](std::int64_t, float*) {};
+
+  // One encoder layer over `rows` query rows (every token, or with the last layer the [CLS] rows only): the
+  // layer's input is `in` (its rows are the residual), its output overwrites `in`.
+  const auto attention_block = [&](const Layer& layer, std::int64_t rows, Rows& in, Rows& query,
+                                   bool cls_only, Rows& ctx, Rows& mid, Rows& ffn) {
+    attention(sequences, cls_only ? query.values.data() : qkv.values.data(), cls_only ? h : 3 * h, cls_only,
+              ctx.values.data());
+    quantize_all(ctx, rows);
+    const auto quantize_mid = requantize(mid);
+    dense(rows, ctx, layer.attention_output, 0, h, mid.row(0), h, [&](std::int64_t i, float* row) {
+      add_residual_norm(row, in.row(i), h, layer.attention_norm, eps);
+      quantize_mid(i);
+    });
+    const auto quantize_ffn = requantize(ffn);
+    dense(rows, mid, layer.intermediate, 0, inner, ffn.row(0), inner, [&](std::int64_t i, float* row) {
+      activate(row, inner, activation);
+      quantize_ffn(i);
+    });
+    const auto quantize_in = requantize(in);
+    dense(rows, ffn, layer.output, 0, h, in.row(0), h, [&](std::int64_t i, float* row) {
+      add_residual_norm(row, mid.row(i), h, layer.output_norm, eps);
+      quantize_in(i);
+    });
+  };
 
   embed(pairs);
   const auto layer_count = static_cast<std::int64_t>(layers.size());
   for (std::int64_t l = 0; l + 1 < layer_count; ++l) {
     const Layer& layer = layers[static_cast<std::size_t>(l)];
-    gemm(tokens, 3 * h, h, x.data(), h, layer.qkv.weight.data(), 3 * h, qkv.data(), 3 * h);
-    add_bias(qkv.data(), tokens, 3 * h, 3 * h, layer.qkv.bias.data());
-    attention(sequences, qkv.data(), 3 * h, false, context.data());
-    gemm(tokens, h, h, context.data(), h, layer.attention_output.weight.data(), h, scratch.data(), h);
-    add_bias_residual_norm(scratch.data(), x.data(), tokens, h, layer.attention_output.bias,
-                           layer.attention_norm, eps);
-    gemm(tokens, inner, h, scratch.data(), h, layer.intermediate.weight.data(), inner, intermediate.data(),
-         inner);
-    add_bias_activation(intermediate.data(), tokens, inner, layer.intermediate.bias, activation);
-    gemm(tokens, h, inner, intermediate.data(), inner, layer.output.weight.data(), h, x.data(), h);
-    add_bias_residual_norm(x.data(), scratch.data(), tokens, h, layer.output.bias, layer.output_norm, eps);
+    dense(tokens, x, layer.qkv, 0, 3 * h, qkv.row(0), 3 * h, nothing);
+    attention_block(layer, tokens, x, qkv, false, context, scratch, intermediate);
   }
   // The [CLS] rows of the last layer's input; the last layer computes only them (keys and values: every row).
-  for (std::int64_t s = 0; s < sequences; ++s)
-    std::copy_n(x.data() + offsets[static_cast<std::size_t>(s)] * h, h, cls.data() + s * h);
+  for (std::int64_t s = 0; s < sequences; ++s) {
+    std::copy_n(x.row(offsets[static_cast<std::size_t>(s)]), h, cls.row(s));
+    if (q) cls.quantize(s, levels);
+  }
   if (layer_count > 0) {
     const Layer& layer = layers.back();
-    gemm(tokens, 2 * h, h, x.data(), h, layer.qkv.weight.data() + h, 3 * h, qkv.data() + h, 3 * h);
-    add_bias(qkv.data() + h, tokens, 2 * h, 3 * h, layer.qkv.bias.data() + h);
-    gemm(sequences, h, h, cls.data(), h, layer.qkv.weight.data(), 3 * h, cls_query.data(), h);
-    add_bias(cls_query.data(), sequences, h, h, layer.qkv.bias.data());
-    attention(sequences, cls_query.data(), h, true, cls_context.data());
-    gemm(sequences, h, h, cls_context.data(), h, layer.attention_output.weight.data(), h, cls_scratch.data(),
-         h);
-    add_bias_residual_norm(cls_scratch.data(), cls.data(), sequences, h, layer.attention_output.bias,
-                           layer.attention_norm, eps);
-    gemm(sequences, inner, h, cls_scratch.data(), h, layer.intermediate.weight.data(), inner,
-         cls_intermediate.data(), inner);
-    add_bias_activation(cls_intermediate.data(), sequences, inner, layer.intermediate.bias, activation);
-    gemm(sequences, h, inner, cls_intermediate.data(), inner, layer.output.weight.data(), h, cls.data(), h);
-    add_bias_residual_norm(cls.data(), cls_scratch.data(), sequences, h, layer.output.bias, layer.output_norm,
-                           eps);
+    dense(tokens, x, layer.qkv, h, 2 * h, qkv.row(0) + h, 3 * h, nothing);
+    dense(sequences, cls, layer.qkv, 0, h, cls_query.row(0), h, nothing);
+    attention_block(layer, sequences, cls, cls_query, true, cls_context, cls_scratch, cls_intermediate);
   }
-  // Pooler and classifier.
-  gemm(sequences, h, h, cls.data(), h, pooler.weight.data(), h, cls_scratch.data(), h);
+  // Pooler and classifier (float32 in both modes).
+  gemm(sequences, h, h, cls.values.data(), h, pooler.weight.data(), h, cls_scratch.values.data(), h);
   for (std::int64_t s = 0; s < sequences; ++s) {
-    const float* row = cls_scratch.data() + s * h;
+    const float* row = cls_scratch.row(s);
     double logit = classifier_bias;
     for (std::int64_t j = 0; j < h; ++j)
       logit += static_cast<double>(std::tanh(row[j] + pooler.bias[static_cast<std::size_t>(j)]) *

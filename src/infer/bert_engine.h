@@ -31,6 +31,11 @@
 
 namespace disranker {
 
+// The arithmetic of the encoder's dense layers. kInt8: weights quantized per output column at load,
+// activations per token on the fly, integer GEMMs (src/infer/int8_gemm.h); attention, LayerNorm, GELU, the
+// embeddings, pooler and classifier stay float32. `disranker quantize` reports what it costs in NDCG and PNR.
+enum class Precision { kFloat32, kInt8 };
+
 struct BertEngineOptions {
   // OpenMP threads of each scoring call (set in the calling thread, which may be a server's worker); 0: the
   // process's default (OMP_NUM_THREADS, else one per core).
@@ -38,6 +43,7 @@ struct BertEngineOptions {
   // Pairs are packed into forward calls of at most this many tokens (a longer pair goes alone): bounds
   // memory.
   std::size_t tokens_per_call = 8192;
+  Precision precision = Precision::kFloat32;
 };
 
 class BertEngine : public PairScorer {
@@ -67,6 +73,7 @@ class BertEngine : public PairScorer {
   void set_max_length(std::int64_t max_length);
 
   const BertConfig& config() const;
+  const BertEngineOptions& options() const;
   const RankerManifest& manifest() const;
   const Tokenizer& tokenizer() const;
   const PairEncoder& encoder() const;

@@ -2,11 +2,13 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 
 // libmvec's AVX2 variants (glibc >= 2.35), named by the x86-64 vector function ABI.
 extern "C" __m256 _ZGVdN8v_erff(__m256);
 extern "C" __m256 _ZGVdN8v_tanhf(__m256);
+extern "C" __m256 _ZGVdN8v_expf(__m256);
 
 namespace disranker {
 namespace {
@@ -45,6 +47,24 @@ __attribute__((target("avx2,fma"))) void gelu_tanh_avx2(float* x, std::size_t n)
   for (; i < n; ++i) x[i] = gelu_tanh_scalar(x[i]);
 }
 
+// x = exp(scale · (x − top)), returning the sum.
+__attribute__((target("avx2,fma"))) float exp_shifted_avx2(float* x, std::size_t n, float scale, float top) {
+  const __m256 s = _mm256_set1_ps(scale), shift = _mm256_set1_ps(scale * top);
+  __m256 sum8 = _mm256_setzero_ps();
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = _ZGVdN8v_expf(_mm256_fmsub_ps(_mm256_loadu_ps(x + i), s, shift));
+    _mm256_storeu_ps(x + i, e);
+    sum8 = _mm256_add_ps(sum8, e);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, sum8);
+  float sum = 0;
+  for (const float lane : lanes) sum += lane;
+  for (; i < n; ++i) sum += x[i] = std::exp(scale * x[i] - scale * top);
+  return sum;
+}
+
 }  // namespace
 
 bool vector_math_uses_avx2() {
@@ -55,6 +75,19 @@ bool vector_math_uses_avx2() {
 void gelu_erf(float* x, std::size_t n) {
   if (vector_math_uses_avx2()) return gelu_erf_avx2(x, n);
   for (std::size_t i = 0; i < n; ++i) x[i] = gelu_erf_scalar(x[i]);
+}
+
+void softmax(float* x, std::size_t n, float scale) {
+  float top = -INFINITY;
+  for (std::size_t i = 0; i < n; ++i) top = std::max(top, x[i]);
+  float sum = 0;
+  if (vector_math_uses_avx2()) {
+    sum = exp_shifted_avx2(x, n, scale, top);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) sum += x[i] = std::exp(scale * x[i] - scale * top);
+  }
+  const float inv = 1.0f / sum;
+  for (std::size_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
 void gelu_tanh(float* x, std::size_t n) {

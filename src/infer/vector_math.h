@@ -12,6 +12,8 @@ namespace disranker {
 void gelu_erf(float* x, std::size_t n);
 // x = 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))): transformers' "gelu_new" / "gelu_pytorch_tanh".
 void gelu_tanh(float* x, std::size_t n);
+// x = softmax(scale · x) for scale > 0, in place (the maximum subtracted first: no overflow).
+void softmax(float* x, std::size_t n, float scale);
 // Whether the vector (AVX2) path is in use on this CPU.
 bool vector_math_uses_avx2();
 
