@@ -11,7 +11,9 @@
 //
 // Usage: bench_infer DATA_DIR VOCAB MAX_LENGTH CONFIG.json [CONFIG.json ...]
 // env BENCH_QUERIES=N: the first N queries of the run file only, for slow models;
-//     BENCH_TOKENS_PER_CALL=N: the engine's BertEngineOptions::tokens_per_call.
+//     BENCH_TOKENS_PER_CALL=N: the engine's BertEngineOptions::tokens_per_call;
+//     BENCH_JSON=FILE: also append one JSON line per measurement (bench/inference.sh merges them with ONNX
+//     Runtime's).
 #include <dnnl.h>
 #include <omp.h>
 
@@ -24,6 +26,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -116,6 +119,11 @@ int main(int argc, char** argv) {
         "peak "
         "rate |\n");
     std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+    std::FILE* json = nullptr;
+    if (const char* path = std::getenv("BENCH_JSON")) {
+      json = std::fopen(path, "a");
+      if (json == nullptr) throw std::runtime_error(std::string("cannot open BENCH_JSON file ") + path);
+    }
     for (int i = 4; i < argc; ++i) {
       const std::string config = argv[i];
       const std::string name = std::filesystem::path(config).stem().string();
@@ -195,12 +203,23 @@ int main(int argc, char** argv) {
                       rate, 1000.0 * s / static_cast<double>(per_query.size()), rate / baseline,
                       100.0 * flops / s / 1e9 / (path.int8 ? int8_peak : peak));
           std::fflush(stdout);
+          if (json != nullptr) {
+            std::fprintf(
+                json,
+                "{\"model\": \"%s\", \"path\": \"%s\", \"threads\": %d, \"pairs\": %zu, "
+                "\"queries\": %zu, \"seconds\": %.6f, \"useful_flops\": %.6g, \"sgemm_gflops\": %.2f, "
+                "\"int8_gops\": %.2f, \"max_length\": %lld}\n",
+                name.c_str(), path.label, threads, pairs, per_query.size(), s, flops, peak, int8_peak,
+                static_cast<long long>(max_length));
+            std::fflush(json);
+          }
         }
         std::printf("| %s | (oneDNN sgemm 2048³: %.0f GFLOP/s; u8s8s32: %.0f GOP/s) | %d | | | | 100%% |\n",
                     name.c_str(), peak, int8_peak, threads);
       }
     }
     std::filesystem::remove_all(tmp);
+    if (json != nullptr) std::fclose(json);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_infer: %s\n", e.what());

@@ -67,7 +67,8 @@ for model in "${models[@]}"; do
           json=$(OMP_NUM_THREADS="$threads" node "$root/bench/onnx_runtime_bench.js" \
             --onnx "$out_dir/$name-$variant.onnx" --pairs "$out_dir/pairs-$name-$length.jsonl" \
             --qids "$out_dir/qids.txt" --mode "$mode" --batch-size 32 --threads "$threads" --repeat "${REPEAT:-1}")
-          echo "$json" >> "$out_dir/results.jsonl"
+          echo "$json" | jq -c --arg model "$name" --arg weights "$variant" --argjson max_length "$length" \
+            '. + {model: $model, weights: $weights, max_length: $max_length}' >> "$out_dir/results.jsonl"
           node -e '
             const [name, variant, length, r] = [process.argv[1], process.argv[2], process.argv[3], JSON.parse(process.argv[4])];
             const batching = r.mode === "sorted" ? "sorted, 32" : "per query, 100";

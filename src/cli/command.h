@@ -17,6 +17,7 @@ void register_train_tokenizer(CLI::App& app);
 void register_report(CLI::App& app);
 void register_export(CLI::App& app);
 void register_quantize(CLI::App& app);
+void register_online(CLI::App& app);
 #ifdef DISRANKER_HAVE_TORCH
 void register_generate(CLI::App& app);
 void register_init(CLI::App& app);

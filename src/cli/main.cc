@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   disranker::cli::register_report(app);
   disranker::cli::register_export(app);
   disranker::cli::register_quantize(app);
+  disranker::cli::register_online(app);
 #ifdef DISRANKER_HAVE_TORCH
   disranker::cli::register_generate(app);
   disranker::cli::register_init(app);

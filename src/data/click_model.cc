@@ -12,12 +12,41 @@ namespace disranker {
 ClickModelKind parse_click_model_kind(const std::string& name) {
   if (name == "pbm") return ClickModelKind::kPbm;
   if (name == "cascade") return ClickModelKind::kCascade;
-  throw Error("unknown click model '" + name + "' (expected pbm or cascade)");
+  if (name == "dbn") return ClickModelKind::kDbn;
+  throw Error("unknown click model '" + name + "' (expected pbm, cascade or dbn)");
 }
 
 std::string click_model_kind_name(ClickModelKind kind) {
-  return kind == ClickModelKind::kPbm ? "pbm" : "cascade";
+  switch (kind) {
+    case ClickModelKind::kPbm:
+      return "pbm";
+    case ClickModelKind::kCascade:
+      return "cascade";
+    case ClickModelKind::kDbn:
+      return "dbn";
+  }
+  return "?";
 }
+
+namespace {
+
+// An explicit per-grade mapping must cover every grade 0..max_grade with a probability.
+void check_mapping(const std::vector<double>& mapping, int max_grade, const std::string& what) {
+  if (mapping.empty()) return;
+  if (mapping.size() != static_cast<std::size_t>(max_grade) + 1) {
+    throw Error("click model: the " + what + " mapping needs one probability per grade 0.." +
+                std::to_string(max_grade) + " (" + std::to_string(max_grade + 1) + " values), got " +
+                std::to_string(mapping.size()));
+  }
+  for (std::size_t g = 0; g < mapping.size(); ++g) {
+    if (!(mapping[g] >= 0 && mapping[g] <= 1)) {
+      throw Error("click model: the " + what + " of grade " + std::to_string(g) + " must be in [0, 1], got " +
+                  std::to_string(mapping[g]));
+    }
+  }
+}
+
+}  // namespace
 
 ClickModel::ClickModel(const ClickModelOptions& options) : options_(options) {
   const auto& o = options_;
@@ -33,21 +62,26 @@ ClickModel::ClickModel(const ClickModelOptions& options) : options_(options) {
   }
   if (!(o.dwell_sigma >= 0) || !std::isfinite(o.dwell_sigma))
     throw Error("click model: dwell sigma must be >= 0, got " + std::to_string(o.dwell_sigma));
-}
+  if (!(o.gamma >= 0 && o.gamma <= 1))
+    throw Error("click model: gamma (DBN continuation) must be in [0, 1], got " + std::to_string(o.gamma));
+  check_mapping(o.attractiveness_by_grade, o.max_grade, "attractiveness");
+  check_mapping(o.satisfaction_by_grade, o.max_grade, "satisfaction");
 
-double ClickModel::attractiveness(int grade) const {
-  const int g = std::clamp(grade, 0, options_.max_grade);
-  const double gain = (std::exp2(g) - 1) / (std::exp2(options_.max_grade) - 1);
-  return options_.epsilon + (1 - options_.epsilon) * gain;
+  for (int g = 0; g <= o.max_grade; ++g) {
+    const double gain = (std::exp2(g) - 1) / (std::exp2(o.max_grade) - 1);
+    attractiveness_.push_back(o.attractiveness_by_grade.empty()
+                                  ? o.epsilon + (1 - o.epsilon) * gain
+                                  : o.attractiveness_by_grade[static_cast<std::size_t>(g)]);
+    const double fraction = static_cast<double>(g) / o.max_grade;
+    dwell_median_ms_.push_back(o.dwell_min_ms * std::pow(o.dwell_max_ms / o.dwell_min_ms, fraction));
+  }
+  satisfaction_ = o.satisfaction_by_grade.empty() ? attractiveness_ : o.satisfaction_by_grade;
+  for (int rank = 1; rank <= kCachedRanks; ++rank) examination_.push_back(std::pow(1.0 / rank, o.eta));
 }
 
 double ClickModel::examination(int rank) const {
+  if (rank >= 1 && rank <= kCachedRanks) return examination_[static_cast<std::size_t>(rank - 1)];
   return std::pow(1.0 / rank, options_.eta);
-}
-
-double ClickModel::dwell_median_ms(int grade) const {
-  const double fraction = static_cast<double>(std::clamp(grade, 0, options_.max_grade)) / options_.max_grade;
-  return options_.dwell_min_ms * std::pow(options_.dwell_max_ms / options_.dwell_min_ms, fraction);
 }
 
 double standard_normal(SplitMix64& rng) {
@@ -63,18 +97,58 @@ double ClickModel::sample_dwell_ms(int grade, SplitMix64& rng) const {
 
 std::vector<SimulatedClick> ClickModel::simulate(std::span<const int> grades, SplitMix64& rng) const {
   std::vector<SimulatedClick> out(grades.size());
+  simulate_into(grades, rng, out);
+  return out;
+}
+
+void ClickModel::simulate_into(std::span<const int> grades, SplitMix64& rng,
+                               std::span<SimulatedClick> out) const {
+  std::fill(out.begin(), out.end(), SimulatedClick{});
+  const bool pbm = options_.kind == ClickModelKind::kPbm;
+  const double gamma = patience();
   for (std::size_t i = 0; i < grades.size(); ++i) {
     const int grade = grades[i];
-    if (options_.kind == ClickModelKind::kPbm) {
-      out[i].clicked = rng.uniform() < examination(static_cast<int>(i) + 1) * attractiveness(grade);
-    } else {
-      out[i].clicked = rng.uniform() < attractiveness(grade);
-    }
-    if (!out[i].clicked) continue;
-    out[i].dwell_ms = sample_dwell_ms(grade, rng);
-    if (options_.kind == ClickModelKind::kCascade && rng.uniform() < satisfaction(grade)) break;
+    const double click_probability =
+        pbm ? examination(static_cast<int>(i) + 1) * attractiveness(grade) : attractiveness(grade);
+    out[i].clicked = rng.uniform() < click_probability;
+    if (out[i].clicked) out[i].dwell_ms = sample_dwell_ms(grade, rng);
+    if (pbm) continue;
+    if (out[i].clicked && rng.uniform() < satisfaction(grade)) break;
+    // Not satisfied: the DBN user gives up with probability 1 - gamma. The cascade (gamma 1) draws nothing
+    // here, so that its sessions are the ones it drew before the DBN existed.
+    if (gamma < 1 && !(rng.uniform() < gamma)) break;
   }
-  return out;
+}
+
+std::vector<double> ClickModel::click_probabilities(std::span<const int> grades) const {
+  std::vector<double> probabilities(grades.size());
+  double examined = 1;  // cascade and DBN: P(the user reaches this rank)
+  for (std::size_t i = 0; i < grades.size(); ++i) {
+    const double a = attractiveness(grades[i]);
+    if (options_.kind == ClickModelKind::kPbm) {
+      probabilities[i] = examination(static_cast<int>(i) + 1) * a;
+      continue;
+    }
+    probabilities[i] = examined * a;
+    examined *= patience() * (1 - a * satisfaction(grades[i]));
+  }
+  return probabilities;
+}
+
+double ClickModel::page_click_probability(std::span<const int> grades) const {
+  double no_click = 1;
+  if (options_.kind == ClickModelKind::kPbm) {
+    for (const double p : click_probabilities(grades)) no_click *= 1 - p;
+    return 1 - no_click;
+  }
+  // Backwards: P(no click from rank k on | rank k examined) = (1 - a_k) * (gamma * P(no click from k+1 on |
+  // examined) + (1 - gamma)): an unclicked result leads to the next one with probability gamma, and the page
+  // is abandoned otherwise; below the last result nothing can be clicked.
+  const double gamma = patience();
+  for (std::size_t i = grades.size(); i > 0; --i) {
+    no_click = (1 - attractiveness(grades[i - 1])) * (gamma * no_click + (1 - gamma));
+  }
+  return 1 - no_click;
 }
 
 int max_grade_in(const Qrels& qrels) {

@@ -17,9 +17,16 @@
 //     probability attract(g); after a click they stop, satisfied, with probability satisfaction(g) =
 //     attract(g), otherwise continue; without a click they continue; the session ends at the bottom. A
 //     top-grade result (attract 1) is therefore always clicked and always ends the session.
-// Dwell time of a click: log-normal, median(g) = dwell_min_ms * (dwell_max_ms / dwell_min_ms)^(g / gmax)
-// (8 s for grade 0 up to 60 s for the top grade by default, geometric in between), times exp(sigma * N(0,1)),
-// rounded to whole milliseconds (at least 1).
+//   DBN (dynamic Bayesian network, Chapelle & Zhang 2009): the cascade with a patience: after a result that
+//     did not satisfy (no click, or a click without satisfaction) the user examines the next one only with
+//     probability gamma, otherwise abandons the page. P(examine k+1 | examine k) = gamma * (1 - a_k * s_k),
+//     so gamma = 1 is the cascade above. Satisfaction uses the same per-grade mapping as the cascade.
+// The label -> attractiveness and label -> satisfaction mappings are settings: the formula above by default,
+// or one explicit probability per grade 0..gmax (attractiveness_by_grade, satisfaction_by_grade).
+// Satisfaction defaults to the attractiveness (a result worth clicking is as likely to end the search). Dwell
+// time of a click: log-normal, median(g) = dwell_min_ms * (dwell_max_ms / dwell_min_ms)^(g / gmax) (8 s for
+// grade 0 up to 60 s for the top grade by default, geometric in between), times exp(sigma * N(0,1)), rounded
+// to whole milliseconds (at least 1).
 //
 // Everything is a function of the seed: session i draws from SplitMix64(batch_seed(seed, 0, i)), so a log of
 // N sessions is the first N sessions of any longer log with the same seed and options.
@@ -39,9 +46,9 @@
 
 namespace disranker {
 
-enum class ClickModelKind { kPbm, kCascade };
+enum class ClickModelKind { kPbm, kCascade, kDbn };
 
-// "pbm" or "cascade"; anything else is an Error listing both.
+// "pbm", "cascade" or "dbn"; anything else is an Error listing them.
 ClickModelKind parse_click_model_kind(const std::string& name);
 std::string click_model_kind_name(ClickModelKind kind);
 
@@ -53,6 +60,10 @@ struct ClickModelOptions {
   double dwell_min_ms = 8000;   // median dwell of a grade-0 click
   double dwell_max_ms = 60000;  // median dwell of a top-grade click
   double dwell_sigma = 0.5;     // log-normal spread (standard deviation of log dwell)
+  double gamma = 0.9;           // DBN continuation probability after an unsatisfying result
+  // Explicit mappings, one probability in [0, 1] per grade 0..max_grade; empty: the defaults above.
+  std::vector<double> attractiveness_by_grade;
+  std::vector<double> satisfaction_by_grade;
 };
 
 // One result's outcome in a simulated session.
@@ -64,24 +75,45 @@ struct SimulatedClick {
 class ClickModel {
  public:
   // Throws Error for options out of range (eta < 0, epsilon outside [0, 1], max_grade < 1, dwell medians not
-  // positive or dwell_min_ms > dwell_max_ms, sigma < 0).
+  // positive or dwell_min_ms > dwell_max_ms, sigma < 0, gamma outside [0, 1], an explicit mapping that does
+  // not have max_grade + 1 probabilities in [0, 1]).
   explicit ClickModel(const ClickModelOptions& options);
 
-  double attractiveness(int grade) const;
+  double attractiveness(int grade) const { return attractiveness_[clamp_grade(grade)]; }
   // PBM examination probability of 1-based rank k.
   double examination(int rank) const;
-  // Cascade: probability of stopping after a click on a result of this grade.
-  double satisfaction(int grade) const { return attractiveness(grade); }
-  double dwell_median_ms(int grade) const;
+  // Cascade and DBN: probability of stopping after a click on a result of this grade.
+  double satisfaction(int grade) const { return satisfaction_[clamp_grade(grade)]; }
+  double dwell_median_ms(int grade) const { return dwell_median_ms_[clamp_grade(grade)]; }
 
   // The clicks on a page whose results (top first) have these grades.
   std::vector<SimulatedClick> simulate(std::span<const int> grades, SplitMix64& rng) const;
+  // The same without allocating: `out` must hold grades.size() entries (the hot loop of the online
+  // simulation). Draws exactly the random numbers simulate() draws.
+  void simulate_into(std::span<const int> grades, SplitMix64& rng, std::span<SimulatedClick> out) const;
+
+  // Exact probabilities under the model, for checks and for reasoning about a page without sampling:
+  // P(click at rank k) for each result, and P(at least one click on the page).
+  std::vector<double> click_probabilities(std::span<const int> grades) const;
+  double page_click_probability(std::span<const int> grades) const;
 
   const ClickModelOptions& options() const { return options_; }
 
  private:
+  std::size_t clamp_grade(int grade) const {
+    return static_cast<std::size_t>(grade < 0 ? 0
+                                              : (grade > options_.max_grade ? options_.max_grade : grade));
+  }
+  // P(examine the next result | this one did not satisfy): gamma for the DBN, 1 for the cascade.
+  double patience() const { return options_.kind == ClickModelKind::kDbn ? options_.gamma : 1.0; }
   double sample_dwell_ms(int grade, SplitMix64& rng) const;
   ClickModelOptions options_;
+  // Per-grade tables (index 0..max_grade), computed once: the simulation looks them up per result.
+  std::vector<double> attractiveness_;
+  std::vector<double> satisfaction_;
+  std::vector<double> dwell_median_ms_;
+  std::vector<double> examination_;  // PBM examination of ranks 1..kCachedRanks
+  static constexpr int kCachedRanks = 64;
 };
 
 // A standard normal draw (Box-Muller, one uniform pair per draw).

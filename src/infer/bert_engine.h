@@ -1,18 +1,17 @@
 // Fast CPU inference for the BERT student, without libtorch: what `score` and `serve` run a student with.
 //
 // It computes exactly what BertForSequenceClassification computes in eval mode (src/model/bert.h), in
-// float32, but only the work the score needs:
-//   - packing: the pairs of a call are laid end to end as one [tokens, hidden] matrix, so every dense layer
-//   is
+// float32 (or with int8 dense layers, see Precision), but only the work the score needs:
+//   - packing: the pairs of a call are laid end to end as one [tokens, hidden] matrix, so every dense layer is
 //     one GEMM over the real tokens and attention runs per sequence: no padding, no mask;
-//   - the last layer computes only the [CLS] row of each sequence (its query, attention, FFN): the pooler
-//   reads
+//   - the last layer computes only the [CLS] row of each sequence (its query, attention, FFN): the pooler reads
 //     nothing else (keys and values still come from every token);
-//   - fused element-wise passes: bias + GELU, bias + residual + LayerNorm; q, k, v are one GEMM (their
-//   weights
+//   - fused row passes after each GEMM: bias (+ GELU, or + residual + LayerNorm), and in int8 mode the
+//     dequantization before and the next layer's quantization after; q, k, v are one GEMM (weights
 //     concatenated at load, every weight stored [in, out] so that the GEMMs read it row-major);
-//   - GEMMs by oneDNN (dnnl_sgemm), the fastest fp32 GEMM on this CPU (../shared/STACK.md); the rest in plain
-//     loops, parallel with OpenMP over rows and (sequence, head) pairs;
+//   - GEMMs by oneDNN (dnnl_sgemm, dnnl_gemm_u8s8s32), the fastest here (../shared/STACK.md); attention as two
+//     small GEMMs per (sequence, head) with a vectorized softmax between them; OpenMP over rows and (sequence,
+//     head) pairs;
 //   - buffers grow to the largest call and are reused: no allocation in the steady state.
 #pragma once
 

@@ -65,6 +65,21 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float* x, std::size_t
   return sum;
 }
 
+__attribute__((target("avx2,fma"))) void softmax_avx2(float* x, std::size_t n, float scale) {
+  __m256 top8 = _mm256_set1_ps(-INFINITY);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) top8 = _mm256_max_ps(top8, _mm256_loadu_ps(x + i));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, top8);
+  float top = -INFINITY;
+  for (const float lane : lanes) top = std::max(top, lane);
+  for (; i < n; ++i) top = std::max(top, x[i]);
+  const float inv = 1.0f / exp_shifted_avx2(x, n, scale, top);
+  const __m256 inv8 = _mm256_set1_ps(inv);
+  for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv8));
+  for (; i < n; ++i) x[i] *= inv;
+}
+
 }  // namespace
 
 bool vector_math_uses_avx2() {
@@ -78,14 +93,11 @@ void gelu_erf(float* x, std::size_t n) {
 }
 
 void softmax(float* x, std::size_t n, float scale) {
+  if (vector_math_uses_avx2()) return softmax_avx2(x, n, scale);
   float top = -INFINITY;
   for (std::size_t i = 0; i < n; ++i) top = std::max(top, x[i]);
   float sum = 0;
-  if (vector_math_uses_avx2()) {
-    sum = exp_shifted_avx2(x, n, scale, top);
-  } else {
-    for (std::size_t i = 0; i < n; ++i) sum += x[i] = std::exp(scale * x[i] - scale * top);
-  }
+  for (std::size_t i = 0; i < n; ++i) sum += x[i] = std::exp(scale * x[i] - scale * top);
   const float inv = 1.0f / sum;
   for (std::size_t i = 0; i < n; ++i) x[i] *= inv;
 }

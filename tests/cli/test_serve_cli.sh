@@ -73,6 +73,24 @@ wait "$server"; code=$?
 server=""
 [ "$code" -eq 0 ] || { echo "serve exited with $code after SIGTERM"; cat "$tmp/serve.err"; fail=1; }
 
+# --precision int8: the served scores equal offline int8 scoring's (quantization is per token, so batching
+# does not change them), and differ from fp32's; int8 without the fast engine is refused, naming the flag.
+"$bin" score --model "$tmp/model" --queries "$tmp/queries.tsv" --docs "$tmp/docs.tsv" --qrels "$tmp/qrels.txt" \
+  --threads 1 --precision int8 --out "$tmp/offline-int8.txt" 2> /dev/null || { echo "offline int8 score failed"; fail=1; }
+"$bin" serve --model "$tmp/model" --port "$port" --threads 1 --precision int8 2> "$tmp/serve-int8.err" &
+server=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" > /dev/null 2>&1 && break; sleep 0.1; done
+curl -s -X POST "http://127.0.0.1:$port/rerank" -d @"$tmp/request.json" |
+  jq -r '.results[] | "\(.id) \(.relevance_score)"' | sort > "$tmp/served-int8.txt"
+kill -TERM "$server"; wait "$server"; server=""
+join "$tmp/served-int8.txt" <(awk '{ print $3, $5 }' "$tmp/offline-int8.txt" | sort) | awk -v n="$n" '
+  { d = $2 - $3; if (d < 0) d = -d; if (d > 1e-5) { print "int8 score differs for " $1 ": " $2 " vs " $3; bad = 1 } m++ }
+  END { if (m != n) { print "int8: joined " m " of " n " documents"; bad = 1 } exit bad }' || fail=1
+cmp -s "$tmp/served-int8.txt" "$tmp/served.txt" && { echo "int8 serves the fp32 scores"; fail=1; }
+out=$("$bin" serve --model "$tmp/model" --port "$port" --engine torch --precision int8 2>&1) &&
+  { echo "--engine torch --precision int8 was accepted"; fail=1; }
+case "$out" in *"--precision int8"*) ;; *) echo "bad --precision int8 --engine torch error: $out"; fail=1 ;; esac
+
 rm "$tmp/model/model.safetensors"
 if "$bin" serve --model "$tmp/model" --port "$port" 2> "$tmp/bad.err"; then echo "an incomplete model started"; fail=1; fi
 grep -q "model.safetensors" "$tmp/bad.err" || { echo "the start-up error does not name the missing file"; fail=1; }

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Student inference, DisRanker against ONNX Runtime, in one run on the same pairs and threads: the TREC DL 2019
+# BM25 top-100 lists (the first QUERIES queries, 100 candidates each) at MAX_LENGTH, for each model config.
+#   1. bench/onnx_runtime.sh: the exported model (fp32, and ORT's dynamic int8 graph) in onnxruntime-node,
+#      length-sorted batches of 32 and padded batches of 100 (one query);
+#   2. build/bench/bench_infer: libtorch eager (padded 100, sorted 32) and the fast engine fp32 and int8 (one
+#      call per query), with oneDNN's sgemm and u8s8s32 rates as the peaks, same threads;
+# then one Markdown table: pairs/s, ms per query, the ratio to ORT's best fp32 and best int8 (the faster of
+# its two batchings) and the fraction of the peak reached on useful FLOPs (every real token, no padding).
+#
+# Usage: bench/inference.sh [BUILD_DIR] [CONFIG.json ...]   (default: bert-tiny, bert-mini, minilm-l6)
+# env: MAX_LENGTH=256  QUERIES=10  THREADS="1 2"  OUT_DIR (default: a temporary directory)
+# Needs the build's bench/bench_infer, ./test.sh's node_modules (onnxruntime-node) and jq.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="${1:-$root/build}"
+shift || true
+configs=("$@")
+[ ${#configs[@]} -gt 0 ] || configs=("$root/configs/models/bert-tiny.json" "$root/configs/models/bert-mini.json"
+  "$root/configs/models/minilm-l6.json")
+data="${DISRANKER_DATA:-$root/../shared/data}"
+vocab="$data/weights/vocab/bert-base-uncased-vocab.txt"
+max_length="${MAX_LENGTH:-256}"
+queries="${QUERIES:-10}"
+threads="${THREADS:-1 2}"
+command -v jq > /dev/null || { echo "inference.sh: jq is needed" >&2; exit 1; }
+[ -x "$build/bench/bench_infer" ] || { echo "inference.sh: build bench/bench_infer first" >&2; exit 1; }
+out="${OUT_DIR:-$(mktemp -d)}"
+mkdir -p "$out/ort"
+rm -f "$out/disranker.jsonl" "$out/ort/results.jsonl"
+
+echo "inference.sh: ONNX Runtime ..." >&2
+OUT_DIR="$out/ort" MAX_LENGTHS="$max_length" QUERIES="$queries" THREADS="$threads" INT8=1 \
+  "$root/bench/onnx_runtime.sh" "$build" "${configs[@]}" > "$out/ort.md"
+echo "inference.sh: DisRanker and libtorch ..." >&2
+BENCH_QUERIES="$queries" BENCH_JSON="$out/disranker.jsonl" \
+  "$build/bench/bench_infer" "$data" "$vocab" "$max_length" "${configs[@]}" > "$out/disranker.md"
+
+echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(date -u +%F)."
+echo "Pairs: the first $queries TREC DL 2019 queries' BM25 top 100, max length $max_length."
+echo
+echo "| model | path | threads | pairs/s | ms / query | × ORT best fp32 | × ORT best int8 | % of peak |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+jq -rs --slurpfile ort "$out/ort/results.jsonl" '
+  . as $ours
+  | ($ours | map(select(.path | test("engine fp32")))[0]) as $any
+  | [ $ours[] | {model, threads, label: .path, pps: (.pairs / .seconds), ms: (1000 * .seconds / .queries),
+                 flops: .useful_flops, seconds, peak: (if (.path | test("int8")) then .int8_gops else .sgemm_gflops end)} ]
+    + [ $ort[] as $o
+        | ($ours | map(select(.model == $o.model and .threads == $o.threads))[0]) as $ref
+        | select($ref != null)
+        | {model: $o.model, threads: $o.threads,
+           label: ("ONNX Runtime " + $o.weights + ", " + (if $o.mode == "sorted" then "length-sorted batches of 32" else "padded batches of 100" end)),
+           pps: $o.pairs_per_s, ms: $o.latency_ms.mean,
+           flops: ($ref.useful_flops * $o.pairs / $ref.pairs), seconds: $o.seconds,
+           peak: (if $o.weights == "int8" then $ref.int8_gops else $ref.sgemm_gflops end), ort: $o.weights} ]
+  | group_by([.model, .threads])[]
+  | (map(select(.ort == "fp32")) | map(.pps) | max) as $fp32
+  | (map(select(.ort == "int8")) | map(.pps) | max) as $int8
+  | .[]
+  | "| \(.model) | \(.label) | \(.threads) | \(.pps * 10 | round / 10) | \(.ms | round) | \((.pps / $fp32) * 100 | round / 100) | \((.pps / $int8) * 100 | round / 100) | \((100 * .flops / .seconds / 1e9 / .peak) | round)% |"
+' "$out/disranker.jsonl"
+echo
+echo "Peaks (same run): $(jq -rs 'map("\(.model) \(.threads) thr: sgemm \(.sgemm_gflops | round) GFLOP/s, u8s8s32 \(.int8_gops | round) GOP/s") | unique | join("; ")' "$out/disranker.jsonl")"
+echo "Raw results: $out"
