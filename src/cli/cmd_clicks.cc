@@ -1,6 +1,6 @@
 // disranker clicks: click logs for the CPT stage and for click-derived labels.
-//   simulate   graded qrels -> a realistic click log (PBM or cascade click model, log-normal dwell times)
-//   cpt-pairs  click log (satisfied clicks) or WikiQA qrels -> CPT pairs (query, title, summary)
+//   simulate   graded qrels -> a realistic click log (PBM, cascade or DBN click model, log-normal dwell
+//   times) cpt-pairs  click log (satisfied clicks) or WikiQA qrels -> CPT pairs (query, title, summary)
 //   labels     click log -> graded pseudo-qrels (naive or position-debiased CTR)
 // The models and estimators live in data/click_model.h and data/click_derive.h; this file parses options and
 // prints what was kept and dropped.
@@ -66,6 +66,7 @@ struct SimulateCommand {
   std::size_t depth = 10;
   double eta = 1.0;
   double epsilon = 0.1;
+  double gamma = 0.9;
   int max_grade = 0;  // 0: the largest grade in the qrels
   double dwell_min_ms = 8000;
   double dwell_max_ms = 60000;
@@ -86,6 +87,7 @@ struct SimulateCommand {
     options.model.kind = parse_click_model_kind(model);
     options.model.eta = eta;
     options.model.epsilon = epsilon;
+    options.model.gamma = gamma;
     // A qrels file whose grades are all 0 still needs a scale: grade 1 is then the (absent) top grade.
     options.model.max_grade = max_grade > 0 ? max_grade : std::max(1, max_grade_in(qrels));
     options.model.dwell_min_ms = dwell_min_ms;
@@ -143,7 +145,7 @@ struct SimulateCommand {
 void register_simulate(CLI::App& parent) {
   auto command = std::make_shared<SimulateCommand>();
   CLI::App* sub = parent.add_subcommand(
-      "simulate", "Simulate a click log from graded qrels with a standard click model (PBM or cascade)");
+      "simulate", "Simulate a click log from graded qrels with a standard click model (PBM, cascade or DBN)");
   sub->footer(
       "Each session picks a query uniformly among those with qrels, query text and a candidate in --docs; "
       "the "
@@ -152,6 +154,7 @@ void register_simulate(CLI::App& parent) {
       "attract(g) = epsilon + (1 - epsilon)(2^g - 1)/(2^gmax - 1), unjudged = 0.\n"
       "  pbm: click at rank k with probability (1/k)^eta * attract(g).\n"
       "  cascade: scan top-down, click with attract(g), stop after a click with probability attract(g).\n"
+      "  dbn: the cascade, but after an unsatisfying result the user goes on only with probability gamma.\n"
       "Dwell of a click: log-normal with median dwell-min-ms * (dwell-max-ms/dwell-min-ms)^(g/gmax) and "
       "sigma dwell-sigma (defaults: 8 s for grade 0, 60 s for the top grade, sigma 0.5).");
   sub->add_option("--qrels", command->qrels_path, "TREC qrels: the grades behind the clicks")->required();
@@ -165,7 +168,7 @@ void register_simulate(CLI::App& parent) {
   sub->add_option("--out", command->out_path, "Click log to write (JSON Lines, see docs/clicks.md)")
       ->required();
   sub->add_option("--model", command->model, "Click model")
-      ->check(CLI::IsMember({"pbm", "cascade"}))
+      ->check(CLI::IsMember({"pbm", "cascade", "dbn"}))
       ->capture_default_str();
   sub->add_option("--sessions", command->sessions, "Number of sessions (impressions)")
       ->check(CLI::PositiveNumber)
@@ -179,6 +182,10 @@ void register_simulate(CLI::App& parent) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   sub->add_option("--epsilon", command->epsilon, "Attractiveness of a non-relevant result (click noise)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  sub->add_option("--gamma", command->gamma,
+                  "DBN: probability of examining the next result after an unsatisfying one")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   sub->add_option("--max-grade", command->max_grade,

@@ -75,6 +75,15 @@ if [ -f "$dl/run.BM25.txt" ]; then
   first=$(head -1 "$tmp/dl.jsonl" | grep -o '"qid":"[0-9]*"' | grep -o '[0-9]*')
   top=$(awk -v q="$first" '$1 == q && $4 == 1 {print $3}' "$dl/run.BM25.txt")
   check "TREC DL rank 1 is the run's rank 1" 'head -1 "$tmp/dl.jsonl" | grep -q "\"docid\":\"$top\",\"dwell_ms\":[0-9.]*,\"position\":1,"'
+  # DBN with no patience (--gamma 0): a result that does not satisfy ends the page, so only rank 1 is ever
+  # examined and clicked; with --gamma 1 it is the cascade and deeper clicks appear.
+  for gamma in 0 1; do
+    "$bin" clicks simulate --qrels "$dl/qrels.txt" --queries "$dl/queries.tsv" --docs "$dl/docs.tsv" \
+      --run "$dl/run.BM25.txt" --model dbn --gamma "$gamma" --sessions 300 --seed 1 --out "$tmp/dbn$gamma.jsonl" \
+      2> /dev/null || fail=1
+  done
+  check "DBN --gamma 0 clicks rank 1 only" '! grep -q "\"clicked\":true,[^}]*\"position\":[2-9]" "$tmp/dbn0.jsonl" && grep -q "\"clicked\":true,[^}]*\"position\":1," "$tmp/dbn0.jsonl"'
+  check "DBN --gamma 1 clicks deeper too" 'grep -q "\"clicked\":true,[^}]*\"position\":[2-9]" "$tmp/dbn1.jsonl"'
 else
   echo "trec-dl19 not found: its part skipped"
 fi
