@@ -17,7 +17,8 @@ inline constexpr const char* kEngineHelp =
 
 inline constexpr const char* kPrecisionHelp =
     "fp32 or int8 (fast engine only): int8 quantizes the encoder's dense layers (weights per output column "
-    "at load, activations per token), 2-4x faster; `disranker quantize` reports its NDCG/PNR cost";
+    "at load, activations per token), 1.5-2.2x the fp32 speed here; `disranker quantize` reports its "
+    "NDCG/PNR cost";
 
 // "fp32" or "int8"; Error otherwise.
 Precision parse_precision(const std::string& name);
