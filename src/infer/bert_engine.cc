@@ -499,12 +499,6 @@ void BertEngine::Impl::forward(std::span<const EncodedPair> pairs, double* out) 
   const std::int64_t longest = *std::max_element(lengths.begin(), lengths.end());
   if (attention_scores.size() < static_cast<std::size_t>(omp_get_max_threads() * longest * longest))
     attention_scores.resize(static_cast<std::size_t>(omp_get_max_threads() * longest * longest));
-  // Refreshes the quantized copy of a row that the next dense layer reads (int8 mode).
-  const auto requantize = [&](Rows& rows) {
-    return [&rows, this](std::int64_t i) {
-      if (int8()) rows.quantize(i, levels);
-    };
-  };
   const auto quantize_all = [&](Rows& rows, std::int64_t count) {
     if (!q) return;
 #pragma omp parallel for schedule(static)
@@ -516,23 +510,19 @@ void BertEngine::Impl::forward(std::span<const EncodedPair> pairs, double* out) 
   // layer's input is `in` (its rows are the residual), its output overwrites `in`.
   const auto attention_block = [&](const Layer& layer, std::int64_t rows, Rows& in, Rows& query,
                                    bool cls_only, Rows& ctx, Rows& mid, Rows& ffn) {
-    attention(sequences, cls_only ? query.values.data() : qkv.values.data(), cls_only ? h : 3 * h, cls_only,
-              ctx.values.data());
+    attention(sequences, query.values.data(), query.width, cls_only, ctx.values.data());
     quantize_all(ctx, rows);
-    const auto quantize_mid = requantize(mid);
     dense(rows, ctx, layer.attention_output, 0, h, mid.row(0), h, [&](std::int64_t i, float* row) {
       add_residual_norm(row, in.row(i), h, layer.attention_norm, eps);
-      quantize_mid(i);
+      if (q) mid.quantize(i, levels);  // the next dense layer reads the quantized row
     });
-    const auto quantize_ffn = requantize(ffn);
     dense(rows, mid, layer.intermediate, 0, inner, ffn.row(0), inner, [&](std::int64_t i, float* row) {
       activate(row, inner, activation);
-      quantize_ffn(i);
+      if (q) ffn.quantize(i, levels);
     });
-    const auto quantize_in = requantize(in);
     dense(rows, ffn, layer.output, 0, h, in.row(0), h, [&](std::int64_t i, float* row) {
       add_residual_norm(row, mid.row(i), h, layer.output_norm, eps);
-      quantize_in(i);
+      if (q) in.quantize(i, levels);
     });
   };
 
