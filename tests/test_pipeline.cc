@@ -1,9 +1,12 @@
 // The pipeline's plumbing without libtorch: merging data sets, the step runner's skip/rerun/resume rules,
-// stage flags from the config, and the evaluation entries of the report.
+// stage flags and [pipeline.online] from the config, and the evaluation and simulated online entries of the
+// report.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "data/docs.h"
@@ -14,7 +17,9 @@
 #include "pipeline/datasets.h"
 #include "pipeline/evaluate.h"
 #include "pipeline/plan.h"
+#include "pipeline/report_data.h"
 #include "pipeline/step_runner.h"
+#include "report/report.h"
 #include "test_util.h"
 
 namespace disranker::pipeline {
@@ -182,7 +187,7 @@ TEST(PipelineEvaluation, MetricsAndTestsOfEachSystem) {
   const std::string bm25 = dir.write("bm25.txt", "1 Q0 b 1 2 x\n1 Q0 a 2 1 x\n2 Q0 d 1 2 x\n2 Q0 c 2 1 x\n");
   const std::string model =
       dir.write("model.txt", "1 Q0 a 1 2 x\n1 Q0 b 2 1 x\n2 Q0 c 1 2 x\n2 Q0 d 2 1 x\n");
-  EvalSet set{"toy", qrels, 1, /*require_relevant=*/true, "judged"};
+  EvalSet set{"toy", qrels, 1, /*require_relevant=*/true, "judged", /*queries=*/""};
   const auto result = evaluate_set(set, {{"BM25", bm25}, {"model", model}}, {"recip_rank", "pnr"}, {"BM25"});
   EXPECT_EQ(result["dataset"], "toy");
   EXPECT_EQ(result["note"], "judged; 2 queries evaluated");  // query 3 has no relevant document
@@ -196,6 +201,197 @@ TEST(PipelineEvaluation, MetricsAndTestsOfEachSystem) {
   EXPECT_DOUBLE_EQ(test["delta"].get<double>(), 0.5);
   // Two queries: 4 sign assignments, 2 of them as extreme as the observed difference.
   EXPECT_DOUBLE_EQ(test["p_value"].get<double>(), 0.5);
+}
+
+TEST(PipelineConfig, OnlineSectionHasDefaultsAndErrorsNameTheKey) {
+  TempDir dir;
+  const OnlineSettings defaults = read_online_settings("");
+  EXPECT_TRUE(defaults.enabled);
+  EXPECT_EQ(defaults.click_model, "dbn");
+  EXPECT_EQ(defaults.users, 20000u);
+  EXPECT_EQ(defaults.days, 14u);
+  EXPECT_EQ(defaults.depth, 10u);
+  EXPECT_EQ(defaults.reference, "BM25");
+  const std::string config = dir.write("c.toml",
+                                       "[pipeline]\nseed = 42\n"
+                                       "[pipeline.online]\nenabled = false\nclick-model = \"pbm\"\n"
+                                       "users = 500 # small\ndays = 3\ndepth = 5\nseed = 9\nbootstrap = 0\n"
+                                       "reference = \"teacher\"\n"
+                                       "[score]\nbatch-size = 8\n");
+  const OnlineSettings online = read_online_settings(config);
+  EXPECT_FALSE(online.enabled);
+  EXPECT_EQ(online.click_model, "pbm");
+  EXPECT_EQ(online.users, 500u);
+  EXPECT_EQ(online.days, 3u);
+  EXPECT_EQ(online.depth, 5u);
+  EXPECT_EQ(online.seed, 9u);
+  EXPECT_EQ(online.bootstrap, 0u);
+  EXPECT_EQ(online.reference, "teacher");
+  // The stage sections are read as before; [pipeline.online] is not a stage.
+  const auto flags = read_stage_flags(config);
+  EXPECT_EQ(flags.size(), 1u);
+  EXPECT_EQ(flags.at("score"), (std::vector<std::string>{"--batch-size", "8"}));
+
+  auto bad = [&](const std::string& line) {
+    return dir.write("bad.toml", "[pipeline.online]\n" + line + "\n");
+  };
+  const std::string path = (dir.path() / "bad.toml").string();
+  EXPECT_ERROR(read_online_settings(bad("click-model = \"dbm\"")), path, "[pipeline.online] click-model",
+               "unknown click model 'dbm'; use pbm, cascade or dbn");
+  EXPECT_ERROR(read_online_settings(bad("users = 0")), path, "[pipeline.online] users",
+               "expected a whole number in [2, 100000000], got '0'");
+  EXPECT_ERROR(read_online_settings(bad("users = -5")), path, "[pipeline.online] users", "got '-5'");
+  EXPECT_ERROR(read_online_settings(bad("days = 0")), path, "[pipeline.online] days", "got '0'");
+  EXPECT_ERROR(read_online_settings(bad("depth = 1.5")), path, "[pipeline.online] depth", "got '1.5'");
+  EXPECT_ERROR(read_online_settings(bad("enabled = \"yes\"")), path, "[pipeline.online] enabled",
+               "expected true or false");
+  EXPECT_ERROR(read_online_settings(bad("user = 5")), path, "[pipeline.online] user", "unknown key");
+  // A misspelt subsection would otherwise be ignored.
+  const std::string typo = dir.write("typo.toml", "[pipeline.onlin]\nusers = 5\n");
+  EXPECT_ERROR(read_stage_flags(typo), typo, "[pipeline.onlin]", "not a pipeline section");
+}
+
+TEST(PipelineOnline, SimulatesEveryStudentAndTheTeacherAgainstTheReference) {
+  Plan plan;
+  for (const char* name : {"BM25", "teacher", "teacher without CPT", "student (labels only)",
+                           "student (distilled)", "student (distilled, alpha 0)"}) {
+    plan.systems.push_back({name, "", false});
+  }
+  PipelineSettings settings;
+  auto names = [&] {
+    std::vector<std::string> out;
+    for (const auto& system : online_systems(settings, plan)) out.push_back(system.name);
+    return out;
+  };
+  EXPECT_EQ(names(), (std::vector<std::string>{"teacher", "student (labels only)", "student (distilled)",
+                                               "student (distilled, alpha 0)"}));
+  settings.online.reference = "teacher";
+  EXPECT_EQ(names(), (std::vector<std::string>{"student (labels only)", "student (distilled)",
+                                               "student (distilled, alpha 0)"}));
+}
+
+// Eight queries of ten documents each, graded 3, 2, 1, 1 and six 0s; run "worst" ranks them from the lowest
+// grade up, run "ideal" from the highest down.
+struct OnlineSet {
+  TempDir dir;
+  EvalSet set;
+  std::string worst;
+  std::string ideal;
+  OnlineSet() {
+    std::string qrels, queries, worst_run, ideal_run;
+    const int grades[10] = {3, 2, 1, 1, 0, 0, 0, 0, 0, 0};
+    for (int q = 1; q <= 8; ++q) {
+      const std::string qid = "q" + std::to_string(q);
+      queries += qid + "\tquery " + std::to_string(q) + "\n";
+      for (int d = 0; d < 10; ++d) {
+        const std::string doc = qid + "d" + std::to_string(d);
+        qrels += qid + " 0 " + doc + " " + std::to_string(grades[d]) + "\n";
+        ideal_run += qid + " Q0 " + doc + " " + std::to_string(d + 1) + " " + std::to_string(10 - d) + " x\n";
+        const std::string reversed = qid + "d" + std::to_string(9 - d);
+        worst_run +=
+            qid + " Q0 " + reversed + " " + std::to_string(d + 1) + " " + std::to_string(10 - d) + " x\n";
+      }
+    }
+    set =
+        EvalSet{"toy", dir.write("qrels.txt", qrels), 1, false, "judged", dir.write("queries.tsv", queries)};
+    worst = dir.write("worst.txt", worst_run);
+    ideal = dir.write("ideal.txt", ideal_run);
+  }
+};
+
+OnlineSettings small_online() {
+  OnlineSettings settings;
+  settings.users = 2000;
+  settings.days = 5;
+  settings.seed = 3;
+  settings.bootstrap = 200;
+  return settings;
+}
+
+TEST(PipelineOnline, TheIdealRankingWinsTheSimulatedExperiment) {
+  OnlineSet data;
+  const nlohmann::json online =
+      simulate_online(data.set, {"worst", data.worst}, {{"ideal", data.ideal}}, small_online(), 2);
+  EXPECT_EQ(online["click_model"], "dbn");
+  EXPECT_EQ(online["reference"], "worst");
+  EXPECT_EQ(online["users"], 2000);
+  ASSERT_EQ(online["systems"].size(), 1u);
+  const auto& ideal = online["systems"][0];
+  EXPECT_EQ(ideal["name"], "ideal");
+  EXPECT_EQ(ideal["queries"], 8);
+  const auto& page_ctr = ideal["ab_test"]["metrics"]["page_ctr"];
+  EXPECT_GT(page_ctr["b"].get<double>(), page_ctr["a"].get<double>());
+  EXPECT_GT(page_ctr["relative"].get<double>(), 0);
+  EXPECT_GT(page_ctr["ci_low"].get<double>(), 0) << page_ctr;  // the interval excludes 0
+  EXPECT_TRUE(page_ctr["significant"].get<bool>());
+  EXPECT_LT(ideal["ab_test"]["metrics"]["abandonment_rate"]["relative"].get<double>(), 0);
+  const auto& interleaving = ideal["interleaving"];
+  EXPECT_GT(interleaving["wins_b"].get<std::size_t>(), interleaving["wins_a"].get<std::size_t>());
+  EXPECT_LT(interleaving["p_value"].get<double>(), 0.05);
+  EXPECT_GT(ideal["offline"]["ndcg_cut.10"]["diff"].get<double>(), 0);
+
+  // A function of the seed, not of the thread count; another seed is another draw.
+  EXPECT_EQ(
+      simulate_online(data.set, {"worst", data.worst}, {{"ideal", data.ideal}}, small_online(), 1).dump(),
+      online.dump());
+  OnlineSettings reseeded = small_online();
+  reseeded.seed = 4;
+  EXPECT_NE(simulate_online(data.set, {"worst", data.worst}, {{"ideal", data.ideal}}, reseeded, 2).dump(),
+            online.dump());
+}
+
+TEST(PipelineOnline, TheReferenceAgainstItselfDiffersByNoiseOnly) {
+  OnlineSet data;
+  const nlohmann::json online = simulate_online(
+      data.set, {"worst", data.worst}, {{"same", data.worst}, {"ideal", data.ideal}}, small_online(), 2);
+  ASSERT_EQ(online["systems"].size(), 2u);
+  const auto& same = online["systems"][0];
+  // Offline, the same run is exactly as good.
+  EXPECT_EQ(same["offline"]["ndcg_cut.10"]["diff"].get<double>(), 0.0);
+  // Online, the two A/B buckets are different simulated users and team draft credits a shared document to
+  // whichever team picked it, so A = B is noise around 0, never a significant difference for this seed.
+  const auto& page_ctr = same["ab_test"]["metrics"]["page_ctr"];
+  EXPECT_LE(page_ctr["ci_low"].get<double>(), 0) << page_ctr;
+  EXPECT_GE(page_ctr["ci_high"].get<double>(), 0) << page_ctr;
+  EXPECT_FALSE(page_ctr["significant"].get<bool>());
+  EXPECT_LT(std::abs(page_ctr["relative"].get<double>()), 0.05);
+  EXPECT_GE(same["interleaving"]["p_value"].get<double>(), 0.05);
+  // Every system meets the same simulated control traffic: bucket A is identical in both experiments.
+  EXPECT_EQ(same["ab_test"]["a"], online["systems"][1]["ab_test"]["a"]);
+  EXPECT_EQ(same["ab_test"]["metrics"]["page_ctr"]["a"],
+            online["systems"][1]["ab_test"]["metrics"]["page_ctr"]["a"]);
+}
+
+TEST(PipelineOnline, ASetWithoutPositiveGradesIsNotSimulated) {
+  OnlineSet data;
+  data.set.qrels = data.dir.write("zeros.txt", "q1 0 q1d0 0\nq1 0 q1d1 0\n");
+  EXPECT_TRUE(
+      simulate_online(data.set, {"worst", data.worst}, {{"ideal", data.ideal}}, small_online(), 1).is_null());
+  OnlineSettings unknown = small_online();
+  unknown.click_model = "dbm";
+  data.set.qrels = (data.dir.path() / "qrels.txt").string();
+  EXPECT_THROW(simulate_online(data.set, {"worst", data.worst}, {{"ideal", data.ideal}}, unknown, 1), Error);
+}
+
+TEST(PipelineOnline, TheSummaryPrintsTheOnlineTableOfTheReport) {
+  OnlineSet data;
+  nlohmann::json evaluation =
+      evaluate_set(data.set, {{"worst", data.worst}, {"ideal", data.ideal}}, {"ndcg_cut.10"}, {"worst"}, 100);
+  evaluation["online"] =
+      simulate_online(data.set, {"worst", data.worst}, {{"ideal", data.ideal}}, small_online(), 2);
+  const nlohmann::json report = {{"title", "t"}, {"evaluations", {evaluation}}};
+  // What the pipeline writes is what the report reader accepts.
+  const ReportData read = report_from_json(report, "report.json");
+  ASSERT_TRUE(read.evaluations[0].online.has_value());
+  EXPECT_EQ(read.evaluations[0].online->systems[0].wins,
+            evaluation["online"]["systems"][0]["interleaving"]["wins_b"].get<std::size_t>());
+  const std::string text = summary_tables(report);
+  EXPECT_NE(text.find("\nOnline (simulated): toy\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nideal "), std::string::npos) << text;
+  EXPECT_NE(
+      text.find("Simulated, not measured: clicks follow the DBN click model driven by the qrels grades"),
+      std::string::npos)
+      << text;
 }
 
 TEST(PipelinePlan, SlugsAreFileNames) {

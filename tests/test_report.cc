@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/table.h"
 #include "core/utf8.h"
 #include "report/report.h"
 #include "report/svg_plot.h"
@@ -343,6 +344,156 @@ TEST(ReportMarkdown, PlotSlugsAreUnique) {
   EXPECT_EQ(plots[0].slug, "loss");
   EXPECT_EQ(plots[1].slug, "loss-2");
   EXPECT_TRUE(has_line(render_markdown(report), "![loss](plots/loss-2.svg)"));
+}
+
+// --- the simulated online experiment ---
+
+// An evaluation with an "online" entry in the pipeline's shape (online/results_json.h): one significant
+// system, one with a missing interval and an undefined dwell.
+const char* const kOnlineReport = R"json({
+  "title": "t",
+  "evaluations": [
+    {"dataset": "trec-dl19", "metrics": ["ndcg_cut.10"],
+     "systems": [{"name": "BM25", "values": {"ndcg_cut.10": 0.5058}},
+                 {"name": "student (distilled)", "values": {"ndcg_cut.10": 0.7308}},
+                 {"name": "teacher", "values": {"ndcg_cut.10": 0.5}}],
+     "online": {"click_model": "dbn", "reference": "BM25", "users": 20000, "days": 14, "depth": 10, "seed": 7,
+       "systems": [
+         {"name": "student (distilled)", "queries": 43,
+          "offline": {"ndcg_cut.10": {"a": 0.5058, "b": 0.7308, "diff": 0.225}},
+          "ab_test": {"a": {"users": 10000, "pages": 140000}, "b": {"pages": 139000},
+                      "metrics": {
+                        "page_ctr": {"a": 0.853, "b": 0.93, "relative": 0.0912, "ci_low": 0.0872,
+                                     "ci_high": 0.0951, "significant": true},
+                        "user_ctr": {"a": 0.8, "b": 0.87, "relative": 0.0886, "ci_low": 0.0819, "ci_high": 0.095,
+                                     "significant": true},
+                        "dwell_per_click_s": {"a": 42.7, "b": 49.2, "relative": 0.1517, "ci_low": 0.143,
+                                              "ci_high": 0.1607, "significant": true},
+                        "abandonment_rate": {"a": 0.147, "b": 0.07, "relative": -0.5277, "ci_low": -0.5413,
+                                             "ci_high": -0.512, "significant": true}},
+                      "bootstrap_resamples": 1000, "confidence": 0.95},
+          "interleaving": {"method": "team_draft", "impressions": 138387, "wins_b": 75349, "wins_a": 37220,
+                           "ties": 25818, "p_value": 0}},
+         {"name": "teacher", "queries": 43,
+          "offline": {"ndcg_cut.10": {"a": 0.5058, "b": 0.5, "diff": -0.0058}},
+          "ab_test": {"a": {"pages": 140001}, "b": {"pages": 140001},
+                      "metrics": {
+                        "page_ctr": {"a": 0.853, "b": 0.852, "relative": -0.0012, "ci_low": -0.006,
+                                     "ci_high": 0.0035},
+                        "user_ctr": {"a": 0.8, "b": 0.8, "relative": 0, "ci_low": null, "ci_high": null},
+                        "dwell_per_click_s": {"a": 42.7, "b": null, "relative": null},
+                        "abandonment_rate": {"a": 0.147, "b": 0.148, "relative": 0.0068, "ci_low": -0.02,
+                                             "ci_high": 0.03}},
+                      "confidence": 0.95},
+          "interleaving": {"impressions": 138001, "wins_b": 100, "wins_a": 90, "ties": 137811,
+                           "p_value": 0.5134}}]}}
+  ]
+})json";
+
+TEST(ReportOnline, TableShowsDeltasIntervalsInterleavingAndTheOfflineDifference) {
+  TempDir dir;
+  const ReportData report = load_text(dir, kOnlineReport);
+  ASSERT_TRUE(report.evaluations[0].online.has_value());
+  const std::string md = render_markdown(report);
+  // After the evaluation's own table. A relative difference is B/A - 1 in percent (2 decimals), with its
+  // interval where the column asks for one and "*" where the interval excludes 0; null is "-"; the sign test
+  // p as in the paired tests; the offline NDCG@10 difference with 4 decimals. The note's impressions are the
+  // means over the systems: (279000 + 280002) / 2 A/B pages, (138387 + 138001) / 2 interleaved.
+  expect_lines(
+      md,
+      {
+          "### Online (simulated): trec-dl19",
+          "",
+          "| system | page CTR (A \xE2\x86\x92 B) | \xCE\x94 page CTR (95% CI) | \xCE\x94 user CTR (95% CI) "
+          "| "
+          "\xCE\x94 dwell per click | \xCE\x94 abandonment | interleaving wins / losses / ties | sign test | "
+          "\xCE\x94NDCG@10 |",
+          "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+          "| student (distilled) | 0.8530 \xE2\x86\x92 0.9300 | +9.12% (+8.72%, +9.51%)* | +8.86% (+8.19%, "
+          "+9.50%)* | +15.17%* | -52.77%* | 75349 / 37220 / 25818 | p<0.001* | +0.2250 |",
+          "| teacher | 0.8530 \xE2\x86\x92 0.8520 | -0.12% (-0.60%, +0.35%) | +0.00% | - | +0.68% | 100 / 90 "
+          "/ "
+          "137811 | p=0.513 | -0.0058 |",
+          "",
+          "Simulated, not measured: clicks follow the DBN click model driven by the qrels grades (unjudged = "
+          "0). "
+          "A = BM25, B = each system; 20000 users over 14 days on 43 queries, top 10, seed 7: about 279501 "
+          "A/B "
+          "pages and 138194 interleaved impressions per system. \xCE\x94: B/A - 1 with its 95% bootstrap "
+          "interval over users, * where it excludes 0; interleaving: team draft, B's wins / losses / ties "
+          "against A and the two-sided sign test, * for p < 0.05; \xCE\x94NDCG@10: B - A offline, on the "
+          "same "
+          "queries.",
+      });
+  EXPECT_LT(md.find("| teacher | 0.5000 |"), md.find("### Online (simulated): trec-dl19"));
+
+  const std::string html = render_html(report);
+  EXPECT_NE(html.find("<h3>Online (simulated): trec-dl19</h3>"), std::string::npos);
+  EXPECT_NE(html.find("<td class=\"num\">+9.12% (+8.72%, +9.51%)*</td>"), std::string::npos);
+  EXPECT_NE(html.find("<td class=\"num\">75349 / 37220 / 25818</td>"), std::string::npos);
+  EXPECT_NE(html.find("<td>teacher</td><td class=\"num\">0.8530 \xE2\x86\x92 0.8520</td>"),
+            std::string::npos);
+
+  // The table the pipeline prints comes from the same cells.
+  const ReportTableText cells = online_table(*report.evaluations[0].online);
+  ASSERT_EQ(cells.rows.size(), 2u);
+  EXPECT_EQ(cells.rows[1][5], "+0.68%");
+  EXPECT_EQ(cells.rows[1][6], "100 / 90 / 137811");
+}
+
+TEST(ReportOnline, TheTerminalTableLinesUpItsUnicodeCells) {
+  TempDir dir;
+  const ReportTableText cells = online_table(*load_text(dir, kOnlineReport).evaluations[0].online);
+  TextTable table(cells.header);
+  for (const auto& row : cells.rows) table.add_row(row);
+  // Padded by code points, not bytes: every column starts at the same column on every line ("Δ" and "→" are
+  // two and three bytes).
+  const auto lines = lines_of(table.render());
+  ASSERT_EQ(lines.size(), 4u);
+  const auto column_of = [](const std::string& line, const std::string& cell) {
+    const std::string before = line.substr(0, line.find(cell));
+    std::size_t columns = 0;
+    for (std::size_t at = 0; at < before.size(); ++columns) next_code_point(before, at);
+    return columns;
+  };
+  EXPECT_EQ(column_of(lines[0], "sign test"), column_of(lines[2], "p<0.001*"));
+  EXPECT_EQ(column_of(lines[0], "sign test"), column_of(lines[3], "p=0.513"));
+  EXPECT_EQ(column_of(lines[2], "75349"), column_of(lines[3], "100 / 90"));
+}
+
+TEST(ReportOnline, AnEvaluationWithoutOnlineOrWithoutSystemsHasNoOnlineTable) {
+  TempDir dir;
+  EXPECT_EQ(render_markdown(load_text(dir, kFullReport)).find("Online (simulated)"), std::string::npos);
+  std::string json = kOnlineReport;
+  const auto begin = json.find("\"systems\": [\n         {\"name\": \"student");
+  const auto end = json.find("}}]}}");
+  ASSERT_NE(begin, std::string::npos);
+  json.replace(begin, end + 3 - begin, "\"systems\": []");
+  const ReportData report = load_text(dir, json);
+  ASSERT_TRUE(report.evaluations[0].online.has_value());
+  EXPECT_EQ(render_markdown(report).find("Online (simulated)"), std::string::npos);
+}
+
+TEST(ReportOnline, BadOnlineEntriesAreErrorsNamingTheField) {
+  TempDir dir;
+  const std::string path = (dir.path() / "report.json").string();
+  auto with = [](const std::string& from, const std::string& to) {
+    std::string json = kOnlineReport;
+    const auto at = json.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return json.replace(at, from.size(), to);
+  };
+  EXPECT_ERROR(load_text(dir, with("\"users\": 20000", "\"users\": -1")), path, "evaluations[0].online.users",
+               "expected a non-negative integer");
+  EXPECT_ERROR(load_text(dir, with("\"page_ctr\": {\"a\": 0.853, \"b\": 0.93",
+                                   "\"page_ctr\": {\"a\": 0.853, \"typo\": 1, \"b\": 0.93")),
+               path, "evaluations[0].online.systems[0].ab_test.metrics.page_ctr.typo", "unknown field");
+  EXPECT_ERROR(load_text(dir, with("\"user_ctr\": {\"a\": 0.8, \"b\": 0.87", "\"user_ctr\": {\"b\": 0.87")),
+               path, "evaluations[0].online.systems[0].ab_test.metrics.user_ctr.a", "missing");
+  EXPECT_ERROR(load_text(dir, with("\"p_value\": 0.5134", "\"p_value\": 2")), path,
+               "evaluations[0].online.systems[1].interleaving.p_value", "must lie in [0, 1]");
+  EXPECT_ERROR(load_text(dir, with("\"wins_a\": 37220", "\"wins_a\": 1.5")), path,
+               "evaluations[0].online.systems[0].interleaving.wins_a", "expected a non-negative integer");
 }
 
 // --- HTML ---

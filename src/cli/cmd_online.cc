@@ -26,6 +26,7 @@
 #include "data/run.h"
 #include "data/tsv.h"
 #include "eval/metrics.h"
+#include "online/results_json.h"
 #include "online/simulation.h"
 
 namespace disranker::cli {
@@ -93,10 +94,6 @@ std::vector<std::size_t> parse_budgets(const std::string& text) {
   std::sort(budgets.begin(), budgets.end());
   budgets.erase(std::unique(budgets.begin(), budgets.end()), budgets.end());
   return budgets;
-}
-
-nlohmann::json finite_or_null(double value) {
-  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
 }
 
 struct OnlineCommand {
@@ -247,43 +244,15 @@ struct OnlineCommand {
           {"only_in_a", experiment.only_in_a},         {"only_in_b", experiment.only_in_b},
           {"zero_weight", experiment.zero_weight},     {"unknown_weights", experiment.unknown_weights}};
       report["offline"] = {{"ndcg_cut.10", {{"a", ndcg_a}, {"b", ndcg_b}, {"diff", ndcg_b - ndcg_a}}}};
-      nlohmann::json metrics;
-      for (std::size_t m = 0; m < online::kMetricCount; ++m) {
-        const auto& d = ab_result.deltas[m];
-        metrics[online::metric_key(static_cast<online::Metric>(m))] = {
-            {"a", finite_or_null(d.a)},
-            {"b", finite_or_null(d.b)},
-            {"relative", finite_or_null(d.relative)},
-            {"ci_low", finite_or_null(d.ci_low)},
-            {"ci_high", finite_or_null(d.ci_high)},
-            {"significant", significant(d)}};
-      }
-      const auto arm = [](const online::ArmTotals& t) {
-        return nlohmann::json{{"users", t.users},   {"active_users", t.active_users},
-                              {"pages", t.pages},   {"clicked_pages", t.clicked_pages},
-                              {"clicks", t.clicks}, {"satisfied_pages", t.satisfied_pages}};
-      };
-      report["ab_test"] = {{"a", arm(ab_result.a)},
-                           {"b", arm(ab_result.b)},
-                           {"metrics", metrics},
-                           {"bootstrap_resamples", ab_result.bootstrap},
-                           {"confidence", ab.confidence}};
-      report["interleaving"] = {{"method", "team_draft"},
-                                {"impressions", interleaving.impressions},
-                                {"wins_b", interleaving.wins_b},
-                                {"wins_a", interleaving.wins_a},
-                                {"ties", interleaving.ties},
-                                {"clicks", interleaving.clicks},
-                                {"b_win_share", interleaving.b_win_share()},
-                                {"delta_ab", interleaving.delta()},
-                                {"p_value", interleaving.p_value}};
+      report["ab_test"] = online::ab_test_json(ab_result, ab);
+      report["interleaving"] = online::interleaving_json(interleaving);
       nlohmann::json points = nlohmann::json::array();
       for (const auto& p : curve.points) {
         points.push_back({{"impressions", p.impressions},
-                          {"ab_power", finite_or_null(p.ab_power)},
-                          {"interleaving_power", finite_or_null(p.interleaving_power)},
-                          {"ab_b_better", finite_or_null(p.ab_b_better)},
-                          {"interleaving_b_better", finite_or_null(p.interleaving_b_better)}});
+                          {"ab_power", online::finite_or_null(p.ab_power)},
+                          {"interleaving_power", online::finite_or_null(p.interleaving_power)},
+                          {"ab_b_better", online::finite_or_null(p.ab_b_better)},
+                          {"interleaving_b_better", online::finite_or_null(p.interleaving_b_better)}});
       }
       const auto needed = [](std::size_t n) { return n == 0 ? nlohmann::json(nullptr) : nlohmann::json(n); };
       report["sensitivity"] = {{"repetitions", curve.repetitions},
@@ -330,10 +299,6 @@ struct OnlineCommand {
     TextTable sensitivity{{"impressions", "A/B page CTR", "interleaving"}};
   };
 
-  static bool significant(const online::MetricDelta& d) {
-    return std::isfinite(d.ci_low) && std::isfinite(d.ci_high) && (d.ci_low > 0 || d.ci_high < 0);
-  }
-
   Tables make_tables(const online::AbResult& ab_result, const online::SensitivityResult& curve) const {
     Tables tables;
     for (std::size_t m = 0; m < online::kMetricCount; ++m) {
@@ -344,7 +309,7 @@ struct OnlineCommand {
           std::isfinite(d.ci_low) ? "[" + signed_percent(d.ci_low) + ", " + signed_percent(d.ci_high) + "]"
                                   : "-";
       tables.ab.add_row({online::metric_name(metric), fixed(d.a, decimals), fixed(d.b, decimals),
-                         signed_percent(d.relative), interval, significant(d) ? "*" : ""});
+                         signed_percent(d.relative), interval, d.significant() ? "*" : ""});
     }
     for (const auto& p : curve.points) {
       tables.sensitivity.add_row(

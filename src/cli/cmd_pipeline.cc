@@ -36,6 +36,7 @@ void run_pipeline(PipelineCommand& command, const std::string& config_path, cons
   auto& settings = command.settings;
   settings.data_dir = command.data_dir.empty() ? data_dir().string() : command.data_dir;
   settings.stage_flags = pipeline::read_stage_flags(config_path);
+  settings.online = pipeline::read_online_settings(config_path);
   std::filesystem::create_directories(settings.out_dir);
   const pipeline::Plan plan = pipeline::build_plan(settings);
 
@@ -158,7 +159,9 @@ void register_pipeline(CLI::App& app) {
       "[student-distill]\n"
       "and [score] sections hold flags of `disranker cpt`, `sft`, `mlm`, `sft`, `distill` and `score` "
       "(without\n"
-      "the dashes). configs/quickstart.toml documents every setting.");
+      "the dashes). [pipeline.online] sets the report's simulated online experiment of the students against "
+      "BM25\n"
+      "(docs/online.md). configs/quickstart.toml documents every setting.");
   sub->callback([command, &app]() {
     std::string config_path;
     if (const auto* config = app.get_config_ptr(); config && config->count() > 0) {

@@ -15,12 +15,20 @@ bool looks_numeric(const std::string& cell) {
   return end == cell.c_str() + cell.size();
 }
 
+// Columns a cell takes in a terminal: one per UTF-8 code point (continuation bytes take none), so that a cell
+// with "Δ" or "→" lines up with ASCII ones. (East Asian wide characters take two and still misalign.)
+std::size_t display_width(const std::string& cell) {
+  return static_cast<std::size_t>(std::count_if(
+      cell.begin(), cell.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
 }  // namespace
 
 std::string TextTable::render() const {
   std::vector<std::size_t> width(header_.size(), 0);
   auto widen = [&](const std::vector<std::string>& row) {
-    for (std::size_t c = 0; c < row.size() && c < width.size(); ++c) width[c] = std::max(width[c], row[c].size());
+    for (std::size_t c = 0; c < row.size() && c < width.size(); ++c)
+      width[c] = std::max(width[c], display_width(row[c]));
   };
   widen(header_);
   for (const auto& row : rows_) widen(row);
@@ -29,7 +37,7 @@ std::string TextTable::render() const {
     std::string line;
     for (std::size_t c = 0; c < width.size(); ++c) {
       const std::string cell = c < row.size() ? row[c] : "";
-      const std::string pad(width[c] - cell.size(), ' ');
+      const std::string pad(width[c] - display_width(cell), ' ');
       if (c > 0) line += "  ";
       line += (c > 0 && looks_numeric(cell)) ? pad + cell : cell + pad;
     }

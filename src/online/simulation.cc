@@ -297,6 +297,10 @@ std::vector<UserOutcome> simulate_ab_users(const Experiment& experiment, const C
   return users;
 }
 
+bool MetricDelta::significant() const {
+  return std::isfinite(ci_low) && std::isfinite(ci_high) && (ci_low > 0 || ci_high < 0);
+}
+
 AbResult analyse_ab(const std::vector<UserOutcome>& users, const AbOptions& options, std::uint64_t seed,
                     std::size_t threads) {
   if (!(options.confidence > 0 && options.confidence < 1))

@@ -139,6 +139,9 @@ struct MetricDelta {
   double relative = 0;  // b / a - 1
   double ci_low = 0;    // bootstrap percentile interval of the relative difference
   double ci_high = 0;
+
+  // The interval exists and excludes 0: the difference is significant at the interval's confidence.
+  bool significant() const;
 };
 
 struct AbOptions {

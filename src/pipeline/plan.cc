@@ -2,9 +2,12 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -89,7 +92,15 @@ std::map<std::string, std::vector<std::string>> read_stage_flags(const std::stri
   for (const auto& item : CLI::ConfigTOML().from_config(in)) {
     if (item.name == "++" || item.name == "--" || item.parents.empty()) continue;
     const std::string& section = item.parents.front();
-    if (section == "pipeline") continue;
+    if (section == "pipeline") {
+      // [pipeline] is CLI11's, [pipeline.online] read_online_settings'; a misspelt subsection would
+      // otherwise be dropped without a word.
+      if (item.parents.size() == 1 || (item.parents.size() == 2 && item.parents[1] == "online")) continue;
+      std::string name = section;
+      for (std::size_t i = 1; i < item.parents.size(); ++i) name += "." + item.parents[i];
+      throw Error(config_path, 0, "[" + name + "]",
+                  "not a pipeline section; the only subsection is [pipeline.online]");
+    }
     if (!kStageSections.count(section)) {
       throw Error(config_path, 0, "[" + section + "]",
                   "not a pipeline section; use [pipeline], [teacher-cpt], [teacher-sft], [student-mlm], "
@@ -105,6 +116,59 @@ std::map<std::string, std::vector<std::string>> read_stage_flags(const std::stri
     }
   }
   return flags;
+}
+
+OnlineSettings read_online_settings(const std::string& config_path) {
+  OnlineSettings settings;
+  if (config_path.empty()) return settings;
+  std::ifstream in(config_path);
+  if (!in) throw Error(config_path, 0, "", "cannot read the config file");
+  for (const auto& item : CLI::ConfigTOML().from_config(in)) {
+    if (item.name == "++" || item.name == "--") continue;
+    if (item.parents != std::vector<std::string>{"pipeline", "online"}) continue;
+    const std::string key = "[pipeline.online] " + item.name;
+    auto fail = [&](const std::string& message) { return Error(config_path, 0, key, message); };
+    if (item.inputs.size() != 1)
+      throw fail("expected one value, found " + std::to_string(item.inputs.size()));
+    const std::string& value = item.inputs[0];
+    // A whole number in [low, high]; TOML has no unsigned type, so "-1" must be caught here, not wrap.
+    auto whole = [&](std::uint64_t low, std::uint64_t high) {
+      std::uint64_t number = 0;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number);
+      if (value.empty() || ec != std::errc() || end != value.data() + value.size() || number < low ||
+          number > high) {
+        throw fail("expected a whole number in [" + std::to_string(low) + ", " + std::to_string(high) +
+                   "], got '" + value + "'");
+      }
+      return number;
+    };
+    if (item.name == "enabled") {
+      if (value != "true" && value != "false") throw fail("expected true or false, got '" + value + "'");
+      settings.enabled = value == "true";
+    } else if (item.name == "click-model") {
+      if (value != "pbm" && value != "cascade" && value != "dbn")
+        throw fail("unknown click model '" + value + "'; use pbm, cascade or dbn");
+      settings.click_model = value;
+    } else if (item.name == "users") {
+      settings.users = whole(2, 100000000);  // at least one user per A/B bucket
+    } else if (item.name == "days") {
+      settings.days = whole(1, 10000);
+    } else if (item.name == "depth") {
+      settings.depth = whole(1, 1000);
+    } else if (item.name == "seed") {
+      settings.seed = whole(0, std::numeric_limits<std::uint64_t>::max());
+    } else if (item.name == "bootstrap") {
+      settings.bootstrap = whole(0, 1000000);
+    } else if (item.name == "reference") {
+      if (value.empty()) throw fail("is empty; name the system every other one is compared to (e.g. BM25)");
+      settings.reference = value;
+    } else {
+      throw fail(
+          "unknown key; [pipeline.online] takes enabled, click-model, users, days, depth, seed, "
+          "bootstrap and reference");
+    }
+  }
+  return settings;
 }
 
 std::string system_slug(const std::string& name) {
@@ -434,7 +498,26 @@ Plan build_plan(const PipelineSettings& s) {
   steps.push_back(action_step("export-student", "the distilled student as a deployable model directory",
                               [=] { copy_directory_atomically(chosen, deploy); }, {chosen}));
   plan.student_dir = deploy;
+
+  // Checked now, not when the report is written after hours of training.
+  if (s.online.enabled && std::none_of(plan.systems.begin(), plan.systems.end(), [&](const System& system) {
+        return system.name == s.online.reference;
+      })) {
+    std::string names;
+    for (const auto& system : plan.systems) names += (names.empty() ? "" : ", ") + system.name;
+    throw Error("[pipeline.online] reference: '" + s.online.reference +
+                "' is not a system of this pipeline (" + names + ")");
+  }
   return plan;
+}
+
+std::vector<System> online_systems(const PipelineSettings& settings, const Plan& plan) {
+  std::vector<System> systems;
+  for (const auto& system : plan.systems) {
+    const bool simulated = system.name.rfind("student", 0) == 0 || system.name == "teacher";
+    if (simulated && system.name != settings.online.reference) systems.push_back(system);
+  }
+  return systems;
 }
 
 }  // namespace disranker::pipeline

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/evaluate.h"
 #include "pipeline/step_runner.h"
 
 namespace disranker::pipeline {
@@ -45,11 +46,18 @@ struct PipelineSettings {
   // Flags of each training command, from the config's [teacher-cpt], [teacher-sft], [student-mlm],
   // [student-sft], [student-distill] and [score] sections ("epochs" → {"--epochs", "3"}).
   std::map<std::string, std::vector<std::string>> stage_flags;
+  // The simulated online experiment of the report, from the config's [pipeline.online] section.
+  OnlineSettings online;
 };
 
 // Reads the stage sections of a TOML config into stage_flags (the [pipeline] section itself is read by
 // CLI11). Throws Error naming the file and section for a section that is not a pipeline stage.
 std::map<std::string, std::vector<std::string>> read_stage_flags(const std::string& config_path);
+
+// Reads the config's [pipeline.online] section (the defaults where a key is absent, or without a config).
+// Throws Error naming the file and the key for an unknown key or a value out of range (an unknown click
+// model, fewer than 2 users, ...).
+OnlineSettings read_online_settings(const std::string& config_path);
 
 // One evaluated system: its name in the tables and its model directory (empty for BM25).
 struct System {
@@ -66,6 +74,10 @@ struct Plan {
 
 // Builds the steps. `finish` is the last step's action (evaluation and report), given the plan.
 Plan build_plan(const PipelineSettings& settings);
+
+// The systems the online simulation compares with settings.online.reference: every student, and the
+// teacher (each costs well under a second per set), in table order, without the reference itself.
+std::vector<System> online_systems(const PipelineSettings& settings, const Plan& plan);
 
 // Paths inside OUT, shared by the plan and the evaluation.
 std::string eval_candidates_path(const PipelineSettings& settings, const std::string& set);

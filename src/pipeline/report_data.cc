@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include "core/table.h"
 #include "data/queries.h"
 #include "pipeline/evaluate.h"
+#include "report/report.h"
 
 namespace disranker::pipeline {
 namespace fs = std::filesystem;
@@ -141,12 +143,34 @@ nlohmann::json build_report(const ReportContext& context) {
                     : has_run
                         ? "candidates: the top " + std::to_string(s.candidates) + " of the set's BM25 run"
                         : "candidates: the judged documents";
+    eval_set.queries = (fs::path(s.data_dir) / set / "queries.tsv").string();
     std::vector<SystemRun> runs;
     for (const auto& system : plan.systems) {
       if (ood && !system.model_dir.empty() && !system.on_ood) continue;
       runs.push_back({system.name, system_run_path(s, set, system)});
     }
-    report["evaluations"].push_back(evaluate_set(eval_set, runs, s.metrics, against));
+    nlohmann::json evaluation = evaluate_set(eval_set, runs, s.metrics, against);
+    const auto reference = std::find_if(runs.begin(), runs.end(),
+                                        [&](const SystemRun& run) { return run.name == s.online.reference; });
+    if (s.online.enabled && reference != runs.end()) {
+      std::vector<SystemRun> simulated;
+      for (const auto& system : online_systems(s, plan)) {
+        for (const auto& run : runs)
+          if (run.name == system.name) simulated.push_back(run);  // on this set (not every system is on OOD)
+      }
+      if (!simulated.empty()) {
+        const auto start = std::chrono::steady_clock::now();
+        nlohmann::json online = simulate_online(eval_set, *reference, simulated, s.online,
+                                                static_cast<std::size_t>(std::max(0, s.threads)));
+        if (!online.is_null()) {
+          evaluation["online"] = std::move(online);
+          std::fprintf(stderr, "online simulation on %s: %zu systems against %s, %.1f s\n", set.c_str(),
+                       simulated.size(), reference->name.c_str(),
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        }
+      }
+    }
+    report["evaluations"].push_back(std::move(evaluation));
   }
 
   // Ablations on the first dev set.
@@ -261,8 +285,11 @@ nlohmann::json build_report(const ReportContext& context) {
 }
 
 std::string summary_tables(const nlohmann::json& report) {
+  // The online tables come from the report's own renderer, so that the terminal shows what report.md shows.
+  const ReportData data = report_from_json(report, "report.json");
   std::string text;
-  for (const auto& evaluation : report["evaluations"]) {
+  for (std::size_t e = 0; e < data.evaluations.size(); ++e) {
+    const auto& evaluation = report["evaluations"][e];
     std::vector<std::string> header = {std::string(evaluation["dataset"])};
     for (const auto& metric : evaluation["metrics"]) header.push_back(metric_label(metric));
     TextTable table(header);
@@ -275,6 +302,13 @@ std::string summary_tables(const nlohmann::json& report) {
       table.add_row(row);
     }
     text += table.render() + "  (" + std::string(evaluation["note"]) + ")\n\n";
+    const auto& online = data.evaluations[e].online;
+    if (!online || online->systems.empty()) continue;
+    const ReportTableText cells = online_table(*online);
+    TextTable online_text(cells.header);
+    for (const auto& row : cells.rows) online_text.add_row(row);
+    text += "Online (simulated): " + data.evaluations[e].dataset + "\n" + online_text.render() + "  (" +
+            cells.note + ")\n\n";
   }
   return text;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -79,6 +80,21 @@ class Fields {
     if (!value.is_number()) throw wrong_type(key, "a number or null", value);
     return value.get<double>();
   }
+
+  // A non-negative whole number (a count).
+  std::uint64_t required_count(const char* key) const {
+    const json& value = required(key, "a non-negative integer");
+    if (!value.is_number_unsigned() && !(value.is_number_integer() && value.get<long long>() >= 0)) {
+      throw Error(file_, 0, name(key), "expected a non-negative integer, found " + value.dump());
+    }
+    return value.get<std::uint64_t>();
+  }
+  std::optional<std::uint64_t> optional_count(const char* key) const {
+    if (!has(key)) return std::nullopt;
+    return required_count(key);
+  }
+  // An optional number that may be null: NaN when absent or null.
+  double optional_number_or_nan(const char* key) const { return optional_number(key).value_or(kNaN); }
 
   bool optional_bool(const char* key) const {
     if (!has(key)) return false;
@@ -190,8 +206,89 @@ ReportSystem read_system(const std::string& file, const json& value, const std::
   return system;
 }
 
+// A metric of the simulated A/B test (online/results_json.h's shape).
+ReportOnlineMetric read_online_metric(const Fields& metrics, const char* key) {
+  const Fields f(metrics.file(), metrics.required_object(key), metrics.name(key),
+                 {"a", "b", "relative", "ci_low", "ci_high", "significant"});
+  return ReportOnlineMetric{f.number_or_null("a"),
+                            f.number_or_null("b"),
+                            f.number_or_null("relative"),
+                            f.optional_number_or_nan("ci_low"),
+                            f.optional_number_or_nan("ci_high"),
+                            f.optional_bool("significant")};
+}
+
+// A bucket's totals; only the pages are shown (the impressions in the note).
+std::size_t read_bucket_pages(const Fields& ab_test, const char* key) {
+  const Fields f(ab_test.file(), ab_test.required_object(key), ab_test.name(key),
+                 {"users", "active_users", "pages", "clicked_pages", "clicks", "satisfied_pages"});
+  return f.required_count("pages");
+}
+
+ReportOnlineSystem read_online_system(const std::string& file, const json& value, const std::string& path) {
+  const Fields f(file, value, path, {"name", "queries", "offline", "ab_test", "interleaving"});
+  ReportOnlineSystem system;
+  system.name = f.required_string("name");
+  system.queries = f.optional_count("queries").value_or(0);
+  system.ndcg_diff = kNaN;
+  if (f.has("offline")) {
+    const Fields offline(file, f.required_object("offline"), f.name("offline"), {"ndcg_cut.10"});
+    if (offline.has("ndcg_cut.10")) {
+      const Fields ndcg(file, offline.required_object("ndcg_cut.10"), offline.name("ndcg_cut.10"),
+                        {"a", "b", "diff"});
+      system.ndcg_diff = ndcg.number_or_null("diff");
+    }
+  }
+  const Fields ab(file, f.required_object("ab_test"), f.name("ab_test"),
+                  {"a", "b", "metrics", "bootstrap_resamples", "confidence"});
+  system.pages = read_bucket_pages(ab, "a") + read_bucket_pages(ab, "b");
+  if (const auto confidence = ab.optional_number("confidence")) {
+    if (!(*confidence > 0 && *confidence < 1)) throw ab.error("confidence", "must lie in (0, 1)");
+    system.confidence = *confidence;
+  }
+  ab.optional_count("bootstrap_resamples");
+  const Fields metrics(
+      file, ab.required_object("metrics"), ab.name("metrics"),
+      {"page_ctr", "user_ctr", "clicks_per_page", "dwell_per_click_s", "abandonment_rate", "satisfied_ctr"});
+  system.page_ctr = read_online_metric(metrics, "page_ctr");
+  system.user_ctr = read_online_metric(metrics, "user_ctr");
+  system.dwell_per_click = read_online_metric(metrics, "dwell_per_click_s");
+  system.abandonment = read_online_metric(metrics, "abandonment_rate");
+  for (const char* other : {"clicks_per_page", "satisfied_ctr"}) {
+    if (metrics.has(other)) read_online_metric(metrics, other);
+  }
+  const Fields interleaving(
+      file, f.required_object("interleaving"), f.name("interleaving"),
+      {"method", "impressions", "wins_b", "wins_a", "ties", "clicks", "b_win_share", "delta_ab", "p_value"});
+  system.interleaved = interleaving.required_count("impressions");
+  system.wins = interleaving.required_count("wins_b");
+  system.losses = interleaving.required_count("wins_a");
+  system.ties = interleaving.required_count("ties");
+  system.p_value = interleaving.required_number("p_value");
+  if (!(system.p_value >= 0 && system.p_value <= 1))
+    throw interleaving.error("p_value", "must lie in [0, 1]");
+  return system;
+}
+
+ReportOnline read_online(const std::string& file, const json& value, const std::string& path) {
+  const Fields f(file, value, path,
+                 {"click_model", "reference", "users", "days", "depth", "seed", "systems"});
+  ReportOnline online;
+  online.click_model = f.required_string("click_model");
+  online.reference = f.required_string("reference");
+  online.users = f.required_count("users");
+  online.days = f.required_count("days");
+  online.depth = f.required_count("depth");
+  online.seed = f.required_count("seed");
+  const json& systems = f.required_array("systems");
+  for (std::size_t i = 0; i < systems.size(); ++i) {
+    online.systems.push_back(read_online_system(file, systems[i], element_path(f.name("systems"), i)));
+  }
+  return online;
+}
+
 ReportEvaluation read_evaluation(const std::string& file, const json& value, const std::string& path) {
-  const Fields f(file, value, path, {"dataset", "note", "metrics", "systems"});
+  const Fields f(file, value, path, {"dataset", "note", "metrics", "systems", "online"});
   ReportEvaluation evaluation;
   evaluation.dataset = f.required_string("dataset");
   evaluation.note = f.optional_string("note");
@@ -236,6 +333,7 @@ ReportEvaluation read_evaluation(const std::string& file, const json& value, con
       }
     }
   }
+  if (f.has("online")) evaluation.online = read_online(file, f.required_object("online"), f.name("online"));
   return evaluation;
 }
 
@@ -354,6 +452,26 @@ std::string duration_text(double seconds) {
     std::snprintf(buffer, sizeof buffer, "%lld h %02lld min", whole / 3600, (whole % 3600) / 60);
   }
   return buffer;
+}
+
+// A relative difference as a signed percentage: "+9.12%".
+std::string percent_text(double fraction) {
+  return std::isfinite(fraction) ? printf_string("%+.2f%%", 100 * fraction) : "-";
+}
+
+// "+9.12% (+8.72%, +9.51%)*": B/A - 1, its interval when there is one, "*" when it is significant (the
+// interval excludes 0).
+std::string online_delta_cell(const ReportOnlineMetric& metric, bool with_interval) {
+  std::string cell = percent_text(metric.relative);
+  if (with_interval && std::isfinite(metric.ci_low) && std::isfinite(metric.ci_high))
+    cell += " (" + percent_text(metric.ci_low) + ", " + percent_text(metric.ci_high) + ")";
+  return metric.significant ? cell + "*" : cell;
+}
+
+std::string click_model_text(const std::string& kind) {
+  if (kind == "dbn") return "DBN";
+  if (kind == "pbm") return "PBM";
+  return kind;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -502,6 +620,20 @@ void add_tests_table(Document& doc, const ReportEvaluation& evaluation,
       "the queries; * marks p < 0.05.");
 }
 
+// The simulated online experiment, after the offline tables of the same set (online_table has the cells).
+void add_online(Document& doc, const std::string& dataset, const ReportOnline& online) {
+  if (online.systems.empty()) return;
+  doc.heading(3, "Online (simulated): " + dataset);
+  const ReportTableText text = online_table(online);
+  Table table;
+  table.header = text.header;
+  table.numeric.assign(text.header.size(), true);
+  table.numeric[0] = false;
+  table.rows = text.rows;
+  doc.table(std::move(table));
+  doc.note(text.note);
+}
+
 void add_evaluation(Document& doc, const ReportEvaluation& evaluation) {
   doc.heading(2, "Evaluation: " + evaluation.dataset);
   if (!evaluation.note.empty()) doc.paragraph(evaluation.note);
@@ -531,6 +663,7 @@ void add_evaluation(Document& doc, const ReportEvaluation& evaluation) {
   if (!references.empty()) note += " (paired tests over the queries, detailed below).";
   doc.note(note);
   if (!references.empty()) add_tests_table(doc, evaluation, references);
+  if (evaluation.online) add_online(doc, evaluation.dataset, *evaluation.online);
 }
 
 // An ablation's rows as one series sorted by x, when every row has an x (else it has no plot).
@@ -876,7 +1009,10 @@ ReportData load_report_json(const std::string& path) {
   } catch (const json::exception& e) {
     throw Error(path, 0, "", std::string("not valid JSON: ") + e.what());
   }
+  return report_from_json(root, path);
+}
 
+ReportData report_from_json(const json& root, const std::string& path) {
   const Fields f(path, root, "",
                  {"title", "created", "command", "machine", "wall_seconds", "summary", "stages",
                   "evaluations", "ablations", "curves", "latency", "config"});
@@ -903,6 +1039,55 @@ ReportData load_report_json(const std::string& path) {
   if (f.has("latency")) report.latency = read_latency(path, root.at("latency"));
   report.config = f.optional_string("config");
   return report;
+}
+
+ReportTableText online_table(const ReportOnline& online) {
+  ReportTableText table;
+  const double confidence = online.systems.empty() ? 0.95 : online.systems.front().confidence;
+  const std::string level = printf_string("%.0f%%", 100 * confidence);
+  table.header = {"system",
+                  "page CTR (A \xE2\x86\x92 B)",           // →
+                  "\xCE\x94 page CTR (" + level + " CI)",  // Δ
+                  "\xCE\x94 user CTR (" + level + " CI)",
+                  "\xCE\x94 dwell per click",
+                  "\xCE\x94 abandonment",
+                  "interleaving wins / losses / ties",
+                  "sign test",
+                  "\xCE\x94NDCG@10"};
+  double pages = 0, interleaved = 0;
+  std::size_t fewest_queries = std::numeric_limits<std::size_t>::max(), most_queries = 0;
+  for (const auto& system : online.systems) {
+    table.rows.push_back(
+        {system.name, value_text(system.page_ctr.a) + " \xE2\x86\x92 " + value_text(system.page_ctr.b),
+         online_delta_cell(system.page_ctr, true), online_delta_cell(system.user_ctr, true),
+         online_delta_cell(system.dwell_per_click, false), online_delta_cell(system.abandonment, false),
+         std::to_string(system.wins) + " / " + std::to_string(system.losses) + " / " +
+             std::to_string(system.ties),
+         p_value_text(system.p_value) + (system.p_value < 0.05 ? "*" : ""),
+         std::isfinite(system.ndcg_diff) ? printf_string("%+.4f", system.ndcg_diff) : "-"});
+    pages += static_cast<double>(system.pages);
+    interleaved += static_cast<double>(system.interleaved);
+    fewest_queries = std::min(fewest_queries, system.queries);
+    most_queries = std::max(most_queries, system.queries);
+  }
+  const double systems = static_cast<double>(std::max<std::size_t>(1, online.systems.size()));
+  // A query that neither run ranks is not issued, so systems can differ in their number of queries.
+  const std::string queries = fewest_queries >= most_queries
+                                  ? std::to_string(most_queries)
+                                  : std::to_string(fewest_queries) + "-" + std::to_string(most_queries);
+  // One line that says what the numbers are: a simulation driven by the labels, not a measurement.
+  table.note = "Simulated, not measured: clicks follow the " + click_model_text(online.click_model) +
+               " click model driven by the qrels grades (unjudged = 0). A = " + online.reference +
+               ", B = each system; " + std::to_string(online.users) + " users over " +
+               std::to_string(online.days) + " days on " + queries + " queries, top " +
+               std::to_string(online.depth) + ", seed " + std::to_string(online.seed) + ": about " +
+               printf_string("%.0f", pages / systems) + " A/B pages and " +
+               printf_string("%.0f", interleaved / systems) +
+               " interleaved impressions per system. \xCE\x94: B/A - 1 with its " + level +
+               " bootstrap interval over users, * where it excludes 0; interleaving: team draft, B's wins / "
+               "losses / ties against A and the two-sided sign test, * for p < 0.05; \xCE\x94NDCG@10: B - A "
+               "offline, on the same queries.";
+  return table;
 }
 
 std::string slugify(const std::string& title) {

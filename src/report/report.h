@@ -3,7 +3,10 @@
 // conventions are documented in docs/report.md.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,11 +43,52 @@ struct ReportSystem {
   std::vector<ReportTest> tests;
 };
 
+// One online metric of a simulated A/B test: the reference's (A) and the system's (B) value, and B/A - 1 with
+// its bootstrap interval. NaN where report.json has null.
+struct ReportOnlineMetric {
+  double a = 0;
+  double b = 0;
+  double relative = 0;
+  double ci_low = 0;
+  double ci_high = 0;
+  bool significant = false;  // the interval excludes 0 (as the simulation judged it)
+};
+
+// A system (B) in the simulated online experiment against the reference (A).
+struct ReportOnlineSystem {
+  std::string name;
+  std::size_t queries = 0;  // eligible queries
+  double ndcg_diff = 0;     // offline NDCG@10 of B minus A's; NaN where null
+  ReportOnlineMetric page_ctr;
+  ReportOnlineMetric user_ctr;
+  ReportOnlineMetric dwell_per_click;
+  ReportOnlineMetric abandonment;
+  std::size_t pages = 0;  // A/B pages, both buckets
+  double confidence = 0.95;
+  std::size_t interleaved = 0;  // interleaved impressions
+  std::size_t wins = 0;         // B's team won
+  std::size_t losses = 0;       // A's team won
+  std::size_t ties = 0;
+  double p_value = 1;  // sign test
+};
+
+// An evaluation's "online" entry: the simulated online experiment of its students (pipeline/evaluate.h).
+struct ReportOnline {
+  std::string click_model;
+  std::string reference;
+  std::size_t users = 0;
+  std::size_t days = 0;
+  std::size_t depth = 0;
+  std::uint64_t seed = 0;
+  std::vector<ReportOnlineSystem> systems;
+};
+
 struct ReportEvaluation {
   std::string dataset;
   std::string note;
   std::vector<std::string> metrics;  // the table's columns, in this order
   std::vector<ReportSystem> systems;
+  std::optional<ReportOnline> online;
 };
 
 struct ReportAblationRow {
@@ -97,6 +141,19 @@ struct ReportData {
 // (a typo would otherwise silently drop a section), a test naming an unknown system or metric, or a duplicate
 // system name is an Error naming `path` and the field ("evaluations[0].systems[1].tests[0].p_value").
 ReportData load_report_json(const std::string& path);
+// The same for a parsed document; `source` names it in errors (the file it came from).
+ReportData report_from_json(const nlohmann::json& root, const std::string& source);
+
+// A table as plain-text cells, and the note under it.
+struct ReportTableText {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+  std::string note;
+};
+
+// The "Online (simulated)" table of an evaluation: one row per simulated system. The report and the summary
+// the pipeline prints show it from this one function, so the two cannot disagree.
+ReportTableText online_table(const ReportOnline& online);
 
 // One plot of the report: its file name stem (unique within the report) and its SVG markup.
 struct ReportPlot {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `disranker pipeline` end to end on a miniature of the shared data (a few WikiQA and QBQTC questions, tiny
-# models, a few steps per stage): every step runs, the report and the deployable student are written, a rerun
-# skips everything, and a changed distillation setting reruns only the steps that depend on it.
+# models, a few steps per stage): every step runs, the report (with its simulated online table) and the
+# deployable student are written, a rerun skips everything, and a changed distillation setting reruns only the
+# steps that depend on it.
 set -u
 bin="$1"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -41,6 +42,9 @@ student-max-length = 64
 alphas = [0.0, 0.5]
 alpha = 0.5
 threads = 1
+[pipeline.online]
+users = 2000
+days = 7
 [teacher-cpt]
 max-steps = 2
 max-length = 64
@@ -80,6 +84,14 @@ expected=$("$bin" eval --qrels "$tmp/data/wikiqa-dev/qrels.txt" --require-releva
 actual=$(awk '$1 == "teacher" && NF == 6 { print $3 }' "$tmp/first.out" | head -1)
 [ -n "$expected" ] && [ "$expected" = "$actual" ] \
   || { echo "teacher NDCG@10 in the summary ($actual) differs from eval ($expected)"; fail=1; }
+
+# The simulated online experiment: a table per set in report.md and in the printed summary, a row per student.
+grep -q "^### Online (simulated): wikiqa-dev$" "$tmp/out/report.md" \
+  || { echo "report.md has no online table"; fail=1; }
+grep -q "^| student (distilled) | [0-9.]* → [0-9.]* | " "$tmp/out/report.md" \
+  || { echo "report.md: no online row for the distilled student"; fail=1; }
+grep -q "^Online (simulated): wikiqa-dev$" "$tmp/first.out" || { echo "summary: no online table"; fail=1; }
+grep -q "2000 users over 7 days" "$tmp/out/report.md" || { echo "report.md: [pipeline.online] was not applied"; fail=1; }
 
 # A rerun does nothing; a new distillation setting reruns the students that distil and what reads them.
 run > /dev/null 2> "$tmp/second.err" || { echo "rerun failed"; exit 1; }
