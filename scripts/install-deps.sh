@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev jq curl
   libonnx-dev libprotobuf-dev
   libtorch-dev libopenblas0-openmp libdnnl-dev
+  libgloo-dev openmpi-bin
 )
 
 # Node runs the reference implementations the tests compare against (tests/oracle). Machines that already have a

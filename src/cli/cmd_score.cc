@@ -15,6 +15,7 @@
 #include "data/qrels.h"
 #include "data/queries.h"
 #include "data/run.h"
+#include "dist/process_group.h"
 #include "infer/score_pool.h"
 #include "model/ranker.h"
 #include "model/runtime.h"
@@ -88,9 +89,11 @@ struct ScoreCommand {
     options.batch_size = batch_size;
     options.sort_by_length = !no_sort;
     options.tag = tag;
+    options.group = &dist::world();
     const auto start = std::chrono::steady_clock::now();
     const Run run = score_pool(*scorer, queries, docs, candidates, options, source);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!options.group->is_root()) return;  // rank 0 writes the merged run
     write_run(out_path, run);
     // One summary line for scripts and logs (encoding included in the rate).
     std::fprintf(stderr,
@@ -115,7 +118,11 @@ void register_score(CLI::App& app) {
       "--docs DATA/wikiqa-dev/docs.tsv --qrels DATA/wikiqa-dev/qrels.txt --out runs/student.wikiqa-dev.txt\n"
       "Sharding: run --shard 0/4 .. 3/4 (in parallel, or on several machines) with one --out each; each "
       "shard "
-      "holds whole queries and the shards are disjoint, so `cat shard-*.txt > run.txt` is the full run.");
+      "holds whole queries and the shards are disjoint, so `cat shard-*.txt > run.txt` is the full run.\n"
+      "Data-parallel: under mpirun or torchrun-style variables (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) "
+      "the "
+      "ranks share the batches and rank 0 writes the merged run, equal to the single-process run "
+      "(docs/distributed.md).");
   sub->add_option("--model", command->model_dir,
                   "Model directory (config.json, model.safetensors, tokenizer, "
                   "disranker.json)")

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/train_options.h"
+#include "dist/process_group.h"
 #include "model/runtime.h"
 
 namespace disranker::cli {
@@ -14,12 +15,14 @@ std::unique_ptr<Ranker> open_stage_model(const std::string& model_dir, const Run
   const torch::Device device = parse_device(run.device);
   set_torch_threads(run.threads);
   auto ranker = Ranker::load(model_dir, device);
-  save_resolved_config(command, run.out_dir);
+  // Joining the job here (a no-op alone) makes a missing rank fail before any data is read.
+  if (dist::world().is_root()) save_resolved_config(command, run.out_dir);
   return ranker;
 }
 
 void print_stage_summary(const std::string& stage, const nlohmann::json& summary, const std::string& out_dir,
                          const std::vector<std::pair<std::string, std::string>>& rates) {
+  if (!dist::world().is_root()) return;  // one summary per job
   std::string rate_text;
   for (const auto& [key, unit] : rates) {
     char buffer[96];

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <numeric>
 #include <vector>
 
@@ -86,9 +88,18 @@ Run score_pool(PairScorer& ranker, const Queries& queries, const Docs& docs, con
   pairs.clear();
 
   std::vector<double> scores(sorted.size());
-  ProgressBar progress("score", sorted.size(), "pairs", options.quiet);
+  const std::size_t ranks = options.group ? static_cast<std::size_t>(options.group->size()) : 1;
+  const std::size_t rank = options.group ? static_cast<std::size_t>(options.group->rank()) : 0;
+  const std::size_t stride = options.batch_size * ranks;  // this rank scores batches rank, rank + ranks, ...
+  std::size_t share = 0;
+  for (std::size_t begin = rank * options.batch_size; begin < sorted.size(); begin += stride) {
+    share += std::min(options.batch_size, sorted.size() - begin);
+  }
+  ProgressBar progress("score", share, "pairs", options.quiet || rank != 0);
+  std::string scored;  // (sorted position, score) records of this rank, for the other ranks
+  std::size_t done = 0;
   const std::span<const EncodedPair> all(sorted);
-  for (std::size_t begin = 0; begin < sorted.size(); begin += options.batch_size) {
+  for (std::size_t begin = rank * options.batch_size; begin < sorted.size(); begin += stride) {
     const auto chunk = all.subspan(begin, std::min(options.batch_size, sorted.size() - begin));
     const auto batch_scores = ranker.score(chunk, options.batch_size);
     for (std::size_t k = 0; k < chunk.size(); ++k) {
@@ -98,10 +109,31 @@ Run score_pool(PairScorer& ranker, const Queries& queries, const Docs& docs, con
                     ") to query '" + *order[original].qid + "', document '" + *order[original].docid + "'");
       }
       scores[original] = batch_scores[k];
+      if (ranks > 1) {
+        const std::uint64_t sorted_position = begin + k;
+        scored.append(reinterpret_cast<const char*>(&sorted_position), sizeof(sorted_position));
+        scored.append(reinterpret_cast<const char*>(&batch_scores[k]), sizeof(double));
+      }
     }
-    progress.update(begin + chunk.size());
+    done += chunk.size();
+    progress.update(done);
   }
   progress.finish();
+  if (ranks > 1) {
+    // The ranks are processes of one build on one kind of machine: the records travel as raw bytes.
+    constexpr std::size_t kRecord = sizeof(std::uint64_t) + sizeof(double);
+    for (const auto& records : options.group->all_gather(scored)) {
+      for (std::size_t at = 0; at + kRecord <= records.size(); at += kRecord) {
+        std::uint64_t sorted_position = 0;
+        double score = 0;
+        std::memcpy(&sorted_position, records.data() + at, sizeof(sorted_position));
+        std::memcpy(&score, records.data() + at + sizeof(sorted_position), sizeof(score));
+        if (sorted_position >= permutation.size())
+          throw Error("score: a rank sent a pair position out of range");
+        scores[permutation[sorted_position]] = score;
+      }
+    }
+  }
 
   Run run;
   run.tag = options.tag;

@@ -5,6 +5,10 @@
 // length of its longest pair (on the shared sets this halves the padded tokens); the scores are put back in
 // candidate order. Sharding: --shard i/N keeps the queries whose position in the sorted qid list is ≡ i (mod
 // N), so shard outputs are disjoint by query and `cat` of the shard runs is the whole run.
+// Data-parallel jobs (dist/process_group.h): with a group of several ranks, the sorted batches are dealt
+// round-robin to the ranks and the scores gathered, so every rank returns the whole run, and as every batch
+// is the one a single process would score, the run equals the single-process run bit for bit (at equal
+// threads).
 #pragma once
 
 #include <cstddef>
@@ -15,6 +19,7 @@
 #include "data/qrels.h"
 #include "data/queries.h"
 #include "data/run.h"
+#include "dist/process_group.h"
 #include "infer/pair_scorer.h"
 #include "model/ranker.h"
 
@@ -27,6 +32,7 @@ struct ScorePoolOptions {
   bool sort_by_length = true;
   bool quiet = false;  // no progress bar
   std::string tag = "disranker";
+  dist::Group* group = nullptr;  // the ranks sharing the work; nullptr: this process alone
 };
 
 // Parses "i/N" (1 <= ... see below): "0/4" .. "3/4". Throws Error naming --shard.

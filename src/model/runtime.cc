@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "dist/launch.h"
 
 namespace disranker {
 
@@ -12,7 +13,8 @@ torch::Device parse_device(const std::string& name) {
   if (name == "cpu") return torch::Device(torch::kCPU);
   if (name.rfind("cuda", 0) == 0) {
     if (!torch::cuda::is_available()) {
-      throw Error("--device " + name + ": CUDA is not available (this libtorch build or machine has no GPU); use cpu");
+      throw Error("--device " + name +
+                  ": CUDA is not available (this libtorch build or machine has no GPU); use cpu");
     }
     try {
       return torch::Device(name);
@@ -24,7 +26,8 @@ torch::Device parse_device(const std::string& name) {
 }
 
 void set_torch_threads(int threads) {
-  const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // "One per core" shares the cores among the ranks of a data-parallel job on this machine.
+  const int n = threads > 0 ? threads : dist::default_threads(dist::launch_from_environment());
   at::set_num_threads(n);
 }
 

@@ -11,7 +11,8 @@ namespace disranker {
 // "cpu", "cuda" or "cuda:N". Throws Error when CUDA is asked for and this libtorch or machine has none.
 torch::Device parse_device(const std::string& name);
 
-// Intra-op threads for libtorch (and OpenBLAS through OpenMP); 0 means one per core.
+// Intra-op threads for libtorch (and OpenBLAS through OpenMP); 0 means one per core, shared among the ranks
+// of a data-parallel job on this machine (dist/launch.h).
 void set_torch_threads(int threads);
 
 // One line for logs: threads, the OpenBLAS kernel set (e.g. "SkylakeX") when OpenBLAS is the BLAS, the device.

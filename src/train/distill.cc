@@ -284,11 +284,7 @@ nlohmann::json run_distill(Ranker& student, const std::string& model_dir, const 
                                {"final_loss", trained.final_loss}};
   if (dev) provenance["dev"] = {{"set", dev->name}, {"metrics", dev_metrics}};
   if (!student.manifest().provenance.empty()) provenance["base_provenance"] = student.manifest().provenance;
-  const std::string model_out = (fs::path(run.out_dir) / "model").string();
-  student.save(model_out, provenance);
-  summary["model"] = model_out;
-  write_file_atomically((fs::path(run.out_dir) / "summary.json").string(),
-                        [&](std::ostream& out) { out << summary.dump(2) << "\n"; });
+  save_trained_model(student, run.out_dir, provenance, summary);
   return summary;
 }
 

@@ -325,11 +325,7 @@ nlohmann::json run_mlm(Ranker& ranker, const std::string& model_dir, const MlmOp
                                {"final_loss", trained.final_loss}};
   if (summary.contains("validation")) provenance["validation"] = summary["validation"];
   if (!ranker.manifest().provenance.empty()) provenance["base_provenance"] = ranker.manifest().provenance;
-  const std::string model_out = (fs::path(run.out_dir) / "model").string();
-  ranker.save(model_out, provenance);
-  summary["model"] = model_out;
-  write_file_atomically((fs::path(run.out_dir) / "summary.json").string(),
-                        [&](std::ostream& out) { out << summary.dump(2) << "\n"; });
+  save_trained_model(ranker, run.out_dir, provenance, summary);
   return summary;
 }
 

@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/progress.h"
+#include "dist/process_group.h"
 
 namespace disranker {
 namespace fs = std::filesystem;
@@ -53,15 +54,15 @@ struct Window {
   std::int64_t steps = 0;
   std::vector<std::tuple<std::string, double, std::int64_t>> extra;  // name, sum, count; first-seen order
 
-  void add_extra(const std::string& name, double value) {
+  void add_extra(const std::string& name, double value, std::int64_t times = 1) {
     for (auto& [known, sum, count] : extra) {
       if (known == name) {
         sum += value;
-        ++count;
+        count += times;
         return;
       }
     }
-    extra.emplace_back(name, value, 1);
+    extra.emplace_back(name, value, times);
   }
   double mean_loss() const { return micro_batches ? loss_sum / static_cast<double>(micro_batches) : 0.0; }
 
@@ -87,6 +88,24 @@ struct Window {
     return window;
   }
 };
+
+// Data parallelism: the loss, micro-batch and unit counts are summed over the ranks at every step, but a
+// stage's extra figures are only gathered when they are logged or checkpointed. Afterwards rank 0 holds the
+// sums of all ranks and the others start from zero again, so that the next gathering counts nothing twice.
+void gather_extras(dist::Group& group, Window& window) {
+  if (!group.distributed()) return;
+  nlohmann::json mine = nlohmann::json::array();
+  for (const auto& [name, sum, count] : window.extra) mine.push_back({name, sum, count});
+  const auto gathered = group.all_gather(mine.dump());
+  window.extra.clear();
+  if (!group.is_root()) return;
+  for (const auto& text : gathered) {
+    for (const auto& item : nlohmann::json::parse(text)) {
+      window.add_extra(item.at(0).get<std::string>(), item.at(1).get<double>(),
+                       item.at(2).get<std::int64_t>());
+    }
+  }
+}
 
 // Where the run stands: the optimiser steps taken and the next micro-batch, plus what the logs and the
 // summary carry across a resume.
@@ -369,8 +388,24 @@ TrainSummary Trainer::run(const MicroStep& micro_step, const EpochEnd& on_epoch_
   const fs::path out_dir = run_.out_dir;
   const fs::path checkpoint = out_dir / kCheckpointDir;
   const fs::path metrics_path = out_dir / "metrics.jsonl";
-  recover_checkpoint(out_dir);
+  dist::Group& group = dist::world();
+  // Rank 0 owns the output directory: it alone repairs, writes and logs; every rank reads the checkpoint,
+  // which therefore has to be on storage they all see.
+  if (group.is_root()) recover_checkpoint(out_dir);
+  group.barrier();
   const bool have_checkpoint = fs::exists(checkpoint / "state.json");
+  if (group.distributed()) {
+    torch::Tensor seen = torch::tensor({have_checkpoint ? 1.0 : 0.0}, torch::kFloat64);
+    group.all_reduce_sum(seen);
+    const double ranks_seeing = seen.item<double>();
+    if (ranks_seeing != 0 && ranks_seeing != group.size()) {
+      throw Error(checkpoint.string(), 0, "",
+                  "only " + std::to_string(static_cast<int>(ranks_seeing)) + " of " +
+                      std::to_string(group.size()) +
+                      " ranks see this checkpoint: --out must be on storage every rank sees (NFS, Lustre, "
+                      "a shared volume)");
+    }
+  }
   if (have_checkpoint && !run_.resume) {
     throw Error(
         checkpoint.string(), 0, "",
@@ -440,7 +475,7 @@ TrainSummary Trainer::run(const MicroStep& micro_step, const EpochEnd& on_epoch_
       throw Error(state_path, 0, "", std::string("malformed checkpoint state: ") + e.what());
     }
     resumed_from_step = progress.step;
-    truncate_metrics(metrics_path, progress.step);
+    if (group.is_root()) truncate_metrics(metrics_path, progress.step);
     std::fprintf(stderr, "%s: resuming from %s at step %lld of %lld (epoch %lld, micro-batch %lld)\n",
                  spec_.stage.c_str(), checkpoint.string().c_str(), static_cast<long long>(progress.step),
                  static_cast<long long>(total_steps_), static_cast<long long>(progress.epoch),
@@ -449,9 +484,33 @@ TrainSummary Trainer::run(const MicroStep& micro_step, const EpochEnd& on_epoch_
     std::fprintf(stderr, "%s: --resume: no checkpoint in %s, starting fresh\n", spec_.stage.c_str(),
                  out_dir.string().c_str());
   }
-  MetricsLog metrics(metrics_path, /*fresh=*/!have_checkpoint);
+  // Every rank starts from rank 0's weights, as DistributedDataParallel does: whatever each rank initialised
+  // or loaded, the replicas are identical from the first step, and identical gradients keep them so.
+  {
+    std::vector<torch::Tensor> state;
+    for (const auto& item : model_.named_parameters(true)) state.push_back(item.value());
+    for (const auto& item : model_.named_buffers(true)) state.push_back(item.value());
+    group.broadcast_from_root(state);
+  }
+  std::optional<MetricsLog> metrics;
+  if (group.is_root()) metrics.emplace(metrics_path, /*fresh=*/!have_checkpoint);
+  const bool quiet = run_.quiet || !group.is_root();
 
-  if (!run_.quiet && !have_checkpoint) {
+  if (group.distributed() && group.is_root()) {
+    std::fprintf(
+        stderr,
+        "%s: data parallel over %d ranks: each optimiser step's %lld micro-batches are dealt round-robin "
+        "to the ranks and their gradients summed, so the step equals the single-process step\n",
+        spec_.stage.c_str(), group.size(), static_cast<long long>(o.grad_accumulation));
+    if (o.grad_accumulation % group.size() != 0) {
+      std::fprintf(
+          stderr,
+          "%s: warning: --grad-accumulation %lld is not a multiple of the %d ranks: some ranks idle in "
+          "every step (use a multiple for full speed)\n",
+          spec_.stage.c_str(), static_cast<long long>(o.grad_accumulation), group.size());
+    }
+  }
+  if (!quiet && !have_checkpoint) {
     std::fprintf(
         stderr, "%s: %lld optimiser steps (%lld per epoch of %lld micro-batches, %lld per step)\n",
         spec_.stage.c_str(), static_cast<long long>(total_steps_), static_cast<long long>(steps_per_epoch_),
@@ -460,13 +519,13 @@ TrainSummary Trainer::run(const MicroStep& micro_step, const EpochEnd& on_epoch_
 
   const Clock::time_point start = Clock::now();
   Clock::time_point window_start = start;
-  double units = 0;         // this process
-  double window_units = 0;  // this process, since the last log line
+  double units = 0;         // this process (all ranks when data-parallel)
+  double window_units = 0;  // the same, since the last log line
   double last_grad_norm = 0;
   double last_lr = learning_rate_at(o, std::min(progress.step, std::max<std::int64_t>(total_steps_ - 1, 0)),
                                     std::max<std::int64_t>(total_steps_, 1));
   ProgressBar bar(spec_.stage, static_cast<std::size_t>(std::max<std::int64_t>(total_steps_, 0)), "steps",
-                  run_.quiet);
+                  quiet);
   bar.set_start(static_cast<std::size_t>(progress.step));
 
   auto state_json = [&] {
@@ -492,7 +551,8 @@ TrainSummary Trainer::run(const MicroStep& micro_step, const EpochEnd& on_epoch_
     // An epoch's last step takes the micro-batches that are left, fewer when they do not divide evenly.
     const std::int64_t count =
         std::min(o.grad_accumulation, spec_.micro_batches_per_epoch - progress.next_index);
-    for (std::int64_t i = 0; i < count; ++i) {
+    double step_loss_sum = 0, step_micro_batches = 0, step_units = 0;  // this rank's share of the step
+    for (std::int64_t i = group.rank(); i < count; i += group.size()) {
       const std::int64_t index = progress.next_index + i;
       torch::manual_seed(batch_seed(run_.seed, epoch, index));
       MicroBatchResult result = micro_step(epoch, index);
@@ -508,17 +568,29 @@ TrainSummary Trainer::run(const MicroStep& micro_step, const EpochEnd& on_epoch_
       }
       // Dividing by the micro-batches of this step makes the gradient that of their mean loss.
       (result.loss / static_cast<double>(count)).backward();
-      progress.window.loss_sum += loss;
-      ++progress.window.micro_batches;
+      step_loss_sum += loss;
+      step_micro_batches += 1;
+      step_units += result.units;
       for (const auto& [name, value] : result.extra) progress.window.add_extra(name, value);
-      units += result.units;
-      window_units += result.units;
     }
+    if (group.distributed()) {
+      // The sum of the ranks' gradients is the gradient of the step's mean loss, as in one process.
+      group.all_reduce_gradients(trainable);
+      torch::Tensor sums = torch::tensor({step_loss_sum, step_micro_batches, step_units}, torch::kFloat64);
+      group.all_reduce_sum(sums);
+      step_loss_sum = sums[0].item<double>();
+      step_micro_batches = sums[1].item<double>();
+      step_units = sums[2].item<double>();
+    }
+    progress.window.loss_sum += step_loss_sum;
+    progress.window.micro_batches += static_cast<std::int64_t>(step_micro_batches);
+    units += step_units;
+    window_units += step_units;
     last_grad_norm = o.max_grad_norm > 0 ? torch::nn::utils::clip_grad_norm_(trainable, o.max_grad_norm)
                                          : global_grad_norm(trainable);
     last_lr = learning_rate_at(o, progress.step, total_steps_);
-    for (auto& group : optimizer.param_groups()) {
-      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(last_lr);
+    for (auto& param_group : optimizer.param_groups()) {
+      static_cast<torch::optim::AdamWOptions&>(param_group.options()).lr(last_lr);
     }
     optimizer.step();
     optimizer.zero_grad();
@@ -532,6 +604,7 @@ TrainSummary Trainer::run(const MicroStep& micro_step, const EpochEnd& on_epoch_
     const double elapsed = progress.elapsed_before + seconds_since(start);
 
     if (last_step || (run_.log_every > 0 && progress.step % run_.log_every == 0)) {
+      gather_extras(group, progress.window);
       const double window_seconds = seconds_since(window_start);
       nlohmann::json line = {
           {"stage", spec_.stage},
@@ -546,7 +619,7 @@ TrainSummary Trainer::run(const MicroStep& micro_step, const EpochEnd& on_epoch_
         // A stage's figure never replaces one of the trainer's own fields.
         line[line.contains(name) ? "extra_" + name : name] = sum / static_cast<double>(count_seen);
       }
-      metrics.write(line);
+      if (metrics) metrics->write(line);
       progress.last_logged_loss = progress.window.mean_loss();
       progress.window = Window{};
       window_units = 0;
@@ -561,8 +634,9 @@ TrainSummary Trainer::run(const MicroStep& micro_step, const EpochEnd& on_epoch_
         validation = on_epoch_end(epoch);
       }
       model_.train();
-      metrics.write(
-          {{"stage", spec_.stage}, {"step", progress.step}, {"epoch", epoch}, {"validation", validation}});
+      if (metrics)
+        metrics->write(
+            {{"stage", spec_.stage}, {"step", progress.step}, {"epoch", epoch}, {"validation", validation}});
       progress.epoch_metrics.push_back(validation);
     }
     if (epoch_done) {
@@ -570,7 +644,8 @@ TrainSummary Trainer::run(const MicroStep& micro_step, const EpochEnd& on_epoch_
       progress.next_index = 0;
     }
     if (last_step || (run_.save_every > 0 && progress.step % run_.save_every == 0)) {
-      save_checkpoint(out_dir, model_, optimizer, state_json());
+      gather_extras(group, progress.window);
+      if (group.is_root()) save_checkpoint(out_dir, model_, optimizer, state_json());
     }
     const double seconds = seconds_since(start);
     bar.update(
@@ -594,6 +669,19 @@ TrainSummary Trainer::run(const MicroStep& micro_step, const EpochEnd& on_epoch_
   summary.units_per_second = seconds > 0 ? units / seconds : 0.0;
   summary.epoch_metrics = progress.epoch_metrics;
   return summary;
+}
+
+void save_trained_model(Ranker& ranker, const std::string& out_dir, const nlohmann::json& provenance,
+                        nlohmann::json& summary) {
+  const std::string model_out = (fs::path(out_dir) / "model").string();
+  summary["model"] = model_out;
+  dist::Group& group = dist::world();
+  if (group.is_root()) {
+    ranker.save(model_out, provenance);
+    write_file_atomically((fs::path(out_dir) / "summary.json").string(),
+                          [&](std::ostream& out) { out << summary.dump(2) << "\n"; });
+  }
+  group.barrier();
 }
 
 }  // namespace disranker

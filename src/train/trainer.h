@@ -1,6 +1,6 @@
 // The training loop every stage shares: micro-batches → loss → backward, gradient accumulation, clipping,
-// AdamW with the learning-rate schedule, a progress bar with loss / throughput / ETA, a JSON-lines metrics log,
-// atomic checkpoints every N steps, and --resume after a kill.
+// AdamW with the learning-rate schedule, a progress bar with loss / throughput / ETA, a JSON-lines metrics
+// log, atomic checkpoints every N steps, and --resume after a kill.
 //
 // Determinism (what makes resume exact): the stage computes micro-batch (epoch, index) from the seed alone
 // (its shuffles and samplers are functions of (seed, epoch, index), never of a running generator), and the
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/random.h"
+#include "model/ranker.h"
 #include "train/train_options.h"
 
 namespace disranker {
@@ -30,17 +31,17 @@ struct MicroBatchResult {
 };
 
 struct TrainerSpec {
-  std::string stage;                          // "cpt", "sft", "distill", "mlm": logs and checkpoint records
-  std::string unit = "seq";                   // the unit of MicroBatchResult::units: "tokens", "pairs", ...
-  std::int64_t micro_batches_per_epoch = 0;   // >= 1
+  std::string stage;                         // "cpt", "sft", "distill", "mlm": logs and checkpoint records
+  std::string unit = "seq";                  // the unit of MicroBatchResult::units: "tokens", "pairs", ...
+  std::int64_t micro_batches_per_epoch = 0;  // >= 1
 };
 
 struct TrainSummary {
-  std::int64_t steps = 0;               // optimiser steps taken in all (resumed ones included)
-  std::int64_t resumed_from_step = 0;   // 0 when the run started fresh
-  double final_loss = 0;                // mean loss of the micro-batches of the last logging window
-  double seconds = 0;                   // wall time of this process's training
-  double units_per_second = 0;          // throughput of this process
+  std::int64_t steps = 0;                     // optimiser steps taken in all (resumed ones included)
+  std::int64_t resumed_from_step = 0;         // 0 when the run started fresh
+  double final_loss = 0;                      // mean loss of the micro-batches of the last logging window
+  double seconds = 0;                         // wall time of this process's training
+  double units_per_second = 0;                // throughput of this process
   std::vector<nlohmann::json> epoch_metrics;  // what on_epoch_end returned, per epoch
   nlohmann::json to_json() const;
 };
@@ -72,5 +73,10 @@ class Trainer {
   std::int64_t steps_per_epoch_ = 0;
   std::int64_t total_steps_ = 0;
 };
+
+// The end of every stage: OUT/model (the trained model with its provenance) and OUT/summary.json (with
+// "model" set to that path), written by rank 0 alone when data-parallel; every rank returns once they exist.
+void save_trained_model(Ranker& ranker, const std::string& out_dir, const nlohmann::json& provenance,
+                        nlohmann::json& summary);
 
 }  // namespace disranker

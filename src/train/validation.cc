@@ -79,6 +79,7 @@ std::map<std::string, double> validate(Ranker& ranker, const ValidationSet& set,
   ScorePoolOptions options;
   options.batch_size = batch_size;
   options.quiet = true;
+  options.group = &dist::world();  // every rank validates (a share of the batches) at the same step
   const Run run =
       score_pool(ranker, set.queries, set.docs, set.candidates, options, set.name + " candidates");
   const Evaluation evaluation = evaluate(set.qrels, run, set.metrics, set.eval_options);
