@@ -92,11 +92,12 @@ void Group::all_reduce_gradients(const std::vector<torch::Tensor>& parameters) {
     std::vector<torch::Tensor> flat;
     flat.reserve(grads.size());
     for (const auto& grad : grads) flat.push_back(grad.reshape(-1));
-    torch::Tensor buffer = torch::cat(flat);
+    // Gloo reduces host memory: gradients on a GPU travel through one host buffer.
+    torch::Tensor buffer = torch::cat(flat).to(torch::kCPU);
     all_reduce_sum(buffer);
     std::int64_t offset = 0;
     for (auto& grad : grads) {
-      grad.copy_(buffer.narrow(0, offset, grad.numel()).view_as(grad));
+      grad.copy_(buffer.narrow(0, offset, grad.numel()).view_as(grad), /*non_blocking=*/false);
       offset += grad.numel();
     }
   }

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 #include <vector>
@@ -87,6 +88,15 @@ Run score_pool(PairScorer& ranker, const Queries& queries, const Docs& docs, con
   for (const auto i : permutation) sorted.push_back(std::move(pairs[i]));
   pairs.clear();
 
+  if (!options.quiet && !sorted.empty() && (options.group == nullptr || options.group->is_root())) {
+    std::size_t tokens = 0, longest = 0;
+    for (const auto& pair : sorted) {
+      tokens += pair.ids.size();
+      longest = std::max(longest, pair.ids.size());
+    }
+    std::fprintf(stderr, "score: %zu pairs, %.1f tokens per pair (longest %zu)\n", sorted.size(),
+                 static_cast<double>(tokens) / static_cast<double>(sorted.size()), longest);
+  }
   std::vector<double> scores(sorted.size());
   const std::size_t ranks = options.group ? static_cast<std::size_t>(options.group->size()) : 1;
   const std::size_t rank = options.group ? static_cast<std::size_t>(options.group->rank()) : 0;

@@ -2,8 +2,6 @@
 
 #include <dlfcn.h>
 
-#include <thread>
-
 #include "core/error.h"
 #include "dist/launch.h"
 
@@ -15,6 +13,11 @@ torch::Device parse_device(const std::string& name) {
     if (!torch::cuda::is_available()) {
       throw Error("--device " + name +
                   ": CUDA is not available (this libtorch build or machine has no GPU); use cpu");
+    }
+    // A data-parallel job's ranks on one machine each take their own GPU when none is named.
+    const dist::Launch launch = dist::launch_from_environment();
+    if (name == "cuda" && launch.distributed()) {
+      return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(launch.local_rank));
     }
     try {
       return torch::Device(name);

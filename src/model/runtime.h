@@ -8,7 +8,7 @@
 
 namespace disranker {
 
-// "cpu", "cuda" or "cuda:N". Throws Error when CUDA is asked for and this libtorch or machine has none.
+// "cpu", "cuda" or "cuda:N"; plain "cuda" in a data-parallel job is cuda:LOCAL_RANK. Throws Error when CUDA is asked for and this libtorch or machine has none.
 torch::Device parse_device(const std::string& name);
 
 // Intra-op threads for libtorch (and OpenBLAS through OpenMP); 0 means one per core, shared among the ranks

@@ -456,6 +456,7 @@ TrainSummary Trainer::run(const MicroStep& micro_step, const EpochEnd& on_epoch_
       progress.epoch = state.at("epoch").get<std::int64_t>();
       progress.next_index = state.at("next_index").get<std::int64_t>();
       progress.window = Window::from_json(state.at("window"));
+      if (!group.is_root()) progress.window.extra.clear();  // rank 0 holds the job's extras (gather_extras)
       progress.last_logged_loss = state.at("last_logged_loss").get<double>();
       progress.elapsed_before = state.at("elapsed_s").get<double>();
       for (const auto& metrics : state.at("epoch_metrics")) progress.epoch_metrics.push_back(metrics);

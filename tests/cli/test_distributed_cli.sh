@@ -10,19 +10,9 @@
 #     message instead of waiting forever.
 set -u
 bin="$1"
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-data="${DISRANKER_DATA:-$root/../shared/data}"
-train="$data/wikiqa-train"
-dev="$data/wikiqa-dev"
-vocab="$data/weights/vocab/bert-base-uncased-vocab.txt"
-[ -f "$train/qrels.txt" ] && [ -f "$dev/qrels.txt" ] && [ -f "$vocab" ] || {
-  echo "shared data not found at $data: skipped"; exit 77; }
-command -v jq > /dev/null || { echo "jq not found (it reads the logs): skipped"; exit 77; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-export OMP_NUM_THREADS=1
+. "$(dirname "$0")/wikiqa_env.sh" jq
 unset RANK WORLD_SIZE LOCAL_RANK LOCAL_WORLD_SIZE MASTER_ADDR OMPI_COMM_WORLD_SIZE OMPI_COMM_WORLD_RANK
 export DISRANKER_DIST_TIMEOUT=120
-fail=0
 port=$((20000 + RANDOM % 20000))
 
 # Runs "$@" as 2 ranks on loopback (a fresh port each time); fails if either rank fails.
@@ -32,8 +22,22 @@ two_ranks() {
   MASTER_PORT=$port WORLD_SIZE=2 RANK=1 "$bin" "$@" > "$tmp/rank1.out" 2> "$tmp/rank1.err" &
   local other=$!
   MASTER_PORT=$port WORLD_SIZE=2 RANK=0 "$bin" "$@" > "$tmp/rank0.out" 2> "$tmp/rank0.err" || status=$?
-  wait $other || { [ $status -ne 0 ] || status=$?; }
+  local other_status=0
+  wait $other || other_status=$?
+  [ $status -ne 0 ] || status=$other_status
   return $status
+}
+
+# "step loss grad_norm" of each logged step of a run directory.
+losses() { jq -r 'select(.loss != null) | "\(.step) \(.loss) \(.grad_norm)"' "$1/metrics.jsonl"; }
+# same_curve A B [all]: the same logged steps, losses (and with `all` gradient norms) within 1e-4 relative.
+same_curve() {
+  paste <(losses "$1") <(losses "$2") | awk -v all="${3:-}" '
+    function rel(a, b) { d = a - b; if (d < 0) d = -d; m = (a < 0 ? -a : a); return d / (m > 1 ? m : 1) }
+    NF != 6 || $1 != $4 { print "step " $1 " vs step " $4; bad = 1; next }
+    rel($2, $5) > 1e-4 || (all == "all" && rel($3, $6) > 1e-4) {
+      print "step " $1 ": loss " $2 " vs " $5 ", grad norm " $3 " vs " $6; bad = 1 }
+    END { exit bad || NR == 0 }'
 }
 
 "$bin" init --config "$root/configs/models/bert-tiny.json" --tokenizer "$vocab" --out "$tmp/student" \
@@ -48,15 +52,20 @@ two_ranks $(sft) --out "$tmp/two" --save-every 0 ||
   { cat "$tmp/rank0.err" "$tmp/rank1.err"; echo "2-rank sft failed"; exit 1; }
 grep -q "data parallel over 2 ranks" "$tmp/rank0.err" || { echo "rank 0 does not log the data parallelism"; fail=1; }
 [ -f "$tmp/two/model/model.safetensors" ] && [ -f "$tmp/two/summary.json" ] || { echo "2-rank sft wrote no model"; fail=1; }
-losses() { jq -r 'select(.loss != null) | "\(.step) \(.loss) \(.grad_norm)"' "$1/metrics.jsonl"; }
 [ "$(losses "$tmp/one" | wc -l)" -eq 8 ] || { echo "the single-process run logged $(losses "$tmp/one" | wc -l) steps, not 8"; fail=1; }
-paste <(losses "$tmp/one") <(losses "$tmp/two") | awk '
-  function rel(a, b) { d = a - b; if (d < 0) d = -d; m = (a < 0 ? -a : a); return d / (m > 1 ? m : 1) }
-  $1 != $4 { print "step " $1 " vs " $4; bad = 1 }
-  rel($2, $5) > 1e-4 || rel($3, $6) > 1e-4 { print "step " $1 ": loss " $2 " vs " $5 ", grad norm " $3 " vs " $6; bad = 1 }
-  END { exit bad }' || { echo "the 2-rank loss curve differs from the single-process one"; fail=1; }
+same_curve "$tmp/one" "$tmp/two" all || { echo "the 2-rank loss curve differs from the single-process one"; fail=1; }
 # Every rank's micro-batches counted: the logged throughput is the job's, and the units equal.
 [ "$(jq -s '[.[] | select(.loss != null)] | length' "$tmp/two/metrics.jsonl")" -eq 8 ] || { echo "2-rank run did not log 8 steps"; fail=1; }
+
+# The same for masked-LM pre-training (its epoch-end validation, a held-out loss, runs on every rank).
+"$bin" init --config "$root/configs/models/bert-tiny.json" --tokenizer "$vocab" --out "$tmp/mlm-student" \
+  --max-length 64 --mlm-head > /dev/null || { echo "init --mlm-head failed"; exit 1; }
+mlm() { echo mlm --model "$tmp/mlm-student" --text "$dev/docs.tsv" --max-length 64 --batch-size 16 --max-steps 4 \
+  --grad-accumulation 2 --lr 1e-3 --log-every 1 --threads 1 --seed 3 --quiet --save-every 0; }
+"$bin" $(mlm) --out "$tmp/mlm.one" 2> "$tmp/mlm.err" || { cat "$tmp/mlm.err"; echo "mlm failed"; fail=1; }
+two_ranks $(mlm) --out "$tmp/mlm.two" || { cat "$tmp/rank0.err"; echo "2-rank mlm failed"; fail=1; }
+same_curve "$tmp/mlm.one" "$tmp/mlm.two" ||
+  { echo "the 2-rank mlm loss curve differs from the single-process one"; fail=1; }
 
 # 2. Killed with 2 ranks after step 4, resumed by one process: the end equals the uninterrupted run's.
 two_ranks $(sft) --out "$tmp/killed" --save-every 2 --exit-after-step 4
@@ -65,9 +74,7 @@ status=$?
 "$bin" $(sft) --out "$tmp/killed" --save-every 2 --resume 2> "$tmp/resume.err" ||
   { cat "$tmp/resume.err"; echo "resume with 1 process failed"; fail=1; }
 grep -q "resuming from .* at step 4" "$tmp/resume.err" || { echo "the resume did not start at step 4"; fail=1; }
-paste <(losses "$tmp/one") <(losses "$tmp/killed") | awk '
-  function rel(a, b) { d = a - b; if (d < 0) d = -d; m = (a < 0 ? -a : a); return d / (m > 1 ? m : 1) }
-  rel($2, $5) > 1e-4 { print "step " $1 ": loss " $2 " vs " $5; bad = 1 } END { exit bad }' ||
+same_curve "$tmp/one" "$tmp/killed" ||
   { echo "2 ranks killed + 1 process resumed differs from the uninterrupted run"; fail=1; }
 
 # 3. Sharded scoring: the merged run is the single-process run, byte for byte.

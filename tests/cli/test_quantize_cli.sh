@@ -6,17 +6,7 @@
 # status, and errors must name what is wrong.
 set -u
 bin="$1"
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-data="${DISRANKER_DATA:-$root/../shared/data}"
-train="$data/wikiqa-train"
-dev="$data/wikiqa-dev"
-vocab="$data/weights/vocab/bert-base-uncased-vocab.txt"
-[ -f "$train/qrels.txt" ] && [ -f "$dev/qrels.txt" ] && [ -f "$vocab" ] || {
-  echo "shared data not found at $data: skipped"; exit 77; }
-command -v jq > /dev/null || { echo "jq not found (it reads the report): skipped"; exit 77; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-export OMP_NUM_THREADS=1
-fail=0
+. "$(dirname "$0")/wikiqa_env.sh" jq
 
 "$bin" init --config "$root/configs/models/bert-tiny.json" --tokenizer "$vocab" --out "$tmp/student" \
   --max-length 96 > /dev/null || { echo "init failed"; exit 1; }

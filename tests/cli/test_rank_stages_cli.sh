@@ -6,17 +6,7 @@
 # abruptly after step 2 (status 137) and is resumed ends with the final loss of an uninterrupted run.
 set -u
 bin="$1"
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-data="${DISRANKER_DATA:-$root/../shared/data}"
-train="$data/wikiqa-train"
-dev="$data/wikiqa-dev"
-vocab="$data/weights/vocab/bert-base-uncased-vocab.txt"
-[ -f "$train/qrels.txt" ] && [ -f "$dev/qrels.txt" ] && [ -f "$vocab" ] || {
-  echo "shared data not found at $data: skipped"; exit 77; }
-command -v jq > /dev/null || { echo "jq not found (it reads summary.json): skipped"; exit 77; }
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-export OMP_NUM_THREADS=1
-fail=0
+. "$(dirname "$0")/wikiqa_env.sh" jq
 common=(--threads 1 --quiet)
 
 # Subsets: the judgements of the first 40 training queries and of the first 20 dev queries (all candidates of
