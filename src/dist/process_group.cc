@@ -31,11 +31,23 @@ std::shared_ptr<gloo::transport::Device> make_device(const std::string& master_a
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
+// What the exception being handled says. Gloo reports a closed peer with its own exception type, libtorch
+// with c10::Error (whose what() carries a backtrace).
+std::string current_reason() {
+  try {
+    throw;
+  } catch (const c10::Error& error) {
+    return error.what_without_backtrace();
+  } catch (const std::exception& error) {
+    return error.what();
+  }
+}
+
 // A failed collective almost always means another rank died first: say so, with this rank's identity.
-[[noreturn]] void rethrow(const Launch& launch, const char* what, const c10::Error& error) {
+[[noreturn]] void rethrow(const Launch& launch, const char* what) {
   throw Error("distributed: rank " + std::to_string(launch.rank) + " of " +
               std::to_string(launch.world_size) + ": " + what +
-              " failed (did another rank exit? see its log): " + error.what_without_backtrace());
+              " failed (did another rank exit? see its log): " + current_reason());
 }
 
 }  // namespace
@@ -58,12 +70,12 @@ Group::Group(const Launch& launch, std::chrono::milliseconds timeout) : launch_(
     options->threads = 1;  // the collectives are small next to the model's work; keep the cores for it
     backend_->gloo =
         c10::make_intrusive<c10d::ProcessGroupGloo>(backend_->store, launch.rank, launch.world_size, options);
-  } catch (const c10::Error& error) {
+  } catch (const std::exception&) {
     throw Error("distributed: rank " + std::to_string(launch.rank) + " of " +
                 std::to_string(launch.world_size) + " could not join the job at " + launch.master_addr + ":" +
                 std::to_string(launch.master_port) +
                 " (is MASTER_ADDR reachable, MASTER_PORT free on rank 0, and every rank started?): " +
-                error.what_without_backtrace());
+                current_reason());
   }
 }
 
@@ -74,8 +86,8 @@ void Group::all_reduce_sum(torch::Tensor& tensor) {
   try {
     std::vector<torch::Tensor> tensors{tensor};
     backend_->gloo->allreduce(tensors)->wait();
-  } catch (const c10::Error& error) {
-    rethrow(launch_, "all-reduce", error);
+  } catch (const std::exception&) {
+    rethrow(launch_, "all-reduce");
   }
 }
 
@@ -112,8 +124,8 @@ void Group::broadcast_from_root(const std::vector<torch::Tensor>& tensors) {
       backend_->gloo->broadcast(one)->wait();
       if (!tensor.is_contiguous()) const_cast<torch::Tensor&>(tensor).copy_(one[0]);
     }
-  } catch (const c10::Error& error) {
-    rethrow(launch_, "broadcast", error);
+  } catch (const std::exception&) {
+    rethrow(launch_, "broadcast");
   }
 }
 
@@ -140,8 +152,8 @@ std::vector<std::string> Group::all_gather(const std::string& bytes) {
       gathered.emplace_back(data, static_cast<std::size_t>(lengths[0][r].item<std::int64_t>()));
     }
     return gathered;
-  } catch (const c10::Error& error) {
-    rethrow(launch_, "all-gather", error);
+  } catch (const std::exception&) {
+    rethrow(launch_, "all-gather");
   }
 }
 
@@ -149,8 +161,8 @@ void Group::barrier() {
   if (!distributed()) return;
   try {
     backend_->gloo->barrier()->wait();
-  } catch (const c10::Error& error) {
-    rethrow(launch_, "barrier", error);
+  } catch (const std::exception&) {
+    rethrow(launch_, "barrier");
   }
 }
 

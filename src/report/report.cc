@@ -108,6 +108,15 @@ class Fields {
     if (!value.is_array()) throw wrong_type(key, "an array", value);
     return value;
   }
+  // Every element of the array `key`, each read by read_one(file, element, the element's path).
+  template <class Reader>
+  auto read_each(const char* key, Reader read_one) const {
+    const json& array = required_array(key);
+    std::vector<decltype(read_one(file_, array, std::string()))> out;
+    for (std::size_t i = 0; i < array.size(); ++i)
+      out.push_back(read_one(file_, array[i], element_path(name(key), i)));
+    return out;
+  }
   const json& required_object(const char* key) const {
     const json& value = required(key, "an object");
     if (!value.is_object()) throw wrong_type(key, "an object", value);
@@ -197,12 +206,7 @@ ReportSystem read_system(const std::string& file, const json& value, const std::
                   std::string("expected a number or null, found ") + it->type_name());
     }
   }
-  if (f.has("tests")) {
-    const json& tests = f.required_array("tests");
-    for (std::size_t i = 0; i < tests.size(); ++i) {
-      system.tests.push_back(read_test(file, tests[i], element_path(f.name("tests"), i)));
-    }
-  }
+  if (f.has("tests")) system.tests = f.read_each("tests", read_test);
   return system;
 }
 
@@ -280,10 +284,7 @@ ReportOnline read_online(const std::string& file, const json& value, const std::
   online.days = f.required_count("days");
   online.depth = f.required_count("depth");
   online.seed = f.required_count("seed");
-  const json& systems = f.required_array("systems");
-  for (std::size_t i = 0; i < systems.size(); ++i) {
-    online.systems.push_back(read_online_system(file, systems[i], element_path(f.name("systems"), i)));
-  }
+  online.systems = f.read_each("systems", read_online_system);
   return online;
 }
 
@@ -385,10 +386,7 @@ ReportCurve read_curve(const std::string& file, const json& value, const std::st
   curve.x_label = f.optional_string("x_label");
   curve.y_label = f.optional_string("y_label");
   curve.log_x = f.optional_bool("log_x");
-  const json& series = f.required_array("series");
-  for (std::size_t i = 0; i < series.size(); ++i) {
-    curve.series.push_back(read_series(file, series[i], element_path(f.name("series"), i)));
-  }
+  curve.series = f.read_each("series", read_series);
   return curve;
 }
 

@@ -118,4 +118,21 @@ status=$?
 case "$out" in *"could not join"*) ;; *) echo "a rank alone does not say it could not join: $out"; fail=1 ;; esac
 [ -f "$tmp/x.txt" ] && { echo "a failed launch wrote a run"; fail=1; }
 
+# A rank that dies makes the other fail at its next collective, saying so, instead of waiting for the timeout.
+port=$((port + 1))
+long_sft=$(sft | sed 's/--max-steps 8/--max-steps 100000/')
+MASTER_PORT=$port WORLD_SIZE=2 RANK=1 "$bin" $long_sft --out "$tmp/dies" --save-every 0 2> /dev/null &
+victim=$!
+MASTER_PORT=$port WORLD_SIZE=2 RANK=0 "$bin" $long_sft --out "$tmp/dies" --save-every 0 2> "$tmp/dies.err" &
+survivor=$!
+for _ in $(seq 600); do [ -s "$tmp/dies/metrics.jsonl" ] && break; sleep 0.1; done
+kill -9 $victim; wait $victim 2> /dev/null
+timeout 60 tail --pid=$survivor -f /dev/null
+if kill -0 $survivor 2> /dev/null; then
+  echo "rank 0 still runs 60 s after rank 1 died"; kill -9 $survivor; fail=1
+else
+  wait $survivor && { echo "rank 0 succeeded although rank 1 died"; fail=1; }
+  grep -q "did another rank exit" "$tmp/dies.err" || { echo "rank 0's error does not say a rank exited:"; tail -2 "$tmp/dies.err"; fail=1; }
+fi
+
 exit $fail
