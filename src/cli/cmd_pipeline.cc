@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/progress.h"
+#include "dist/launch.h"
 #include "pipeline/plan.h"
 #include "pipeline/report_data.h"
 #include "pipeline/step_runner.h"
@@ -163,6 +164,14 @@ void register_pipeline(CLI::App& app) {
       "BM25\n"
       "(docs/online.md). configs/quickstart.toml documents every setting.");
   sub->callback([command, &app]() {
+    // One driver runs the steps as child processes, which inherit its environment: started as several ranks,
+    // every rank would run and write every step, and every child would try to join a job.
+    if (const dist::Launch launch = dist::launch_from_environment(); launch.distributed()) {
+      throw Error("pipeline: started as rank " + std::to_string(launch.rank) + " of " +
+                  std::to_string(launch.world_size) + " (" + launch.launcher +
+                  "): run the pipeline as one process; launch the training or scoring commands themselves as "
+                  "ranks to run them data-parallel (docs/distributed.md)");
+    }
     std::string config_path;
     if (const auto* config = app.get_config_ptr(); config && config->count() > 0) {
       config_path = config->as<std::string>();

@@ -118,6 +118,12 @@ status=$?
 case "$out" in *"could not join"*) ;; *) echo "a rank alone does not say it could not join: $out"; fail=1 ;; esac
 [ -f "$tmp/x.txt" ] && { echo "a failed launch wrote a run"; fail=1; }
 
+# The pipeline is one driver process: started as a rank it refuses, pointing at what to launch instead.
+out=$(WORLD_SIZE=2 RANK=0 "$bin" pipeline --config "$root/configs/quickstart.toml" --out "$tmp/pipeline" 2>&1) &&
+  { echo "the pipeline ran as a rank"; fail=1; }
+case "$out" in *"run the pipeline as one process"*) ;; *) echo "the pipeline's refusal is unclear: $out"; fail=1 ;; esac
+[ -e "$tmp/pipeline" ] && { echo "the refused pipeline created its output directory"; fail=1; }
+
 # A rank that dies makes the other fail at its next collective, saying so, instead of waiting for the timeout.
 port=$((port + 1))
 long_sft=$(sft | sed 's/--max-steps 8/--max-steps 100000/')
