@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/click_model_flags.h"
 #include "cli/command.h"
 #include "core/error.h"
 #include "core/table.h"
@@ -60,17 +61,10 @@ struct SimulateCommand {
   std::string docs_path;
   std::string run_path;
   std::string out_path;
-  std::string model = "pbm";
+  ClickModelFlags model{"pbm"};
   std::size_t sessions = 10000;
   std::uint64_t seed = 0;
   std::size_t depth = 10;
-  double eta = 1.0;
-  double epsilon = 0.1;
-  double gamma = 0.9;
-  int max_grade = 0;  // 0: the largest grade in the qrels
-  double dwell_min_ms = 8000;
-  double dwell_max_ms = 60000;
-  double dwell_sigma = 0.5;
 
   void run() const {
     const auto start = Clock::now();
@@ -84,15 +78,7 @@ struct SimulateCommand {
     options.sessions = sessions;
     options.seed = seed;
     options.depth = depth;
-    options.model.kind = parse_click_model_kind(model);
-    options.model.eta = eta;
-    options.model.epsilon = epsilon;
-    options.model.gamma = gamma;
-    // A qrels file whose grades are all 0 still needs a scale: grade 1 is then the (absent) top grade.
-    options.model.max_grade = max_grade > 0 ? max_grade : std::max(1, max_grade_in(qrels));
-    options.model.dwell_min_ms = dwell_min_ms;
-    options.model.dwell_max_ms = dwell_max_ms;
-    options.model.dwell_sigma = dwell_sigma;
+    options.model = model.resolve(qrels);
 
     ClickSimulationReport report;
     const auto log = simulate_click_log(queries, docs, qrels, run ? &*run : nullptr, options, &report);
@@ -102,9 +88,9 @@ struct SimulateCommand {
     std::fprintf(stderr,
                  "simulated %zu sessions over %zu queries with the %s model (depth %zu, eta %g, epsilon %g, "
                  "max grade %d, seed %llu) in %.1fs -> %s\n",
-                 report.sessions, report.eligible_queries, model.c_str(), depth, eta, epsilon,
-                 options.model.max_grade, static_cast<unsigned long long>(seed), seconds_since(start),
-                 out_path.c_str());
+                 report.sessions, report.eligible_queries, model.kind.c_str(), depth, model.eta,
+                 model.epsilon, options.model.max_grade, static_cast<unsigned long long>(seed),
+                 seconds_since(start), out_path.c_str());
     std::fprintf(stderr, "  page: %s\n",
                  run ? ("the run's top " + std::to_string(depth)).c_str()
                      : "the judged documents in a fixed seed-dependent shuffle per query (no --run)");
@@ -167,9 +153,6 @@ void register_simulate(CLI::App& parent) {
                   "TREC run: the ranking shown (its top --depth); unjudged = grade 0");
   sub->add_option("--out", command->out_path, "Click log to write (JSON Lines, see docs/clicks.md)")
       ->required();
-  sub->add_option("--model", command->model, "Click model")
-      ->check(CLI::IsMember({"pbm", "cascade", "dbn"}))
-      ->capture_default_str();
   sub->add_option("--sessions", command->sessions, "Number of sessions (impressions)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -178,27 +161,7 @@ void register_simulate(CLI::App& parent) {
   sub->add_option("--depth", command->depth, "Results per page")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  sub->add_option("--eta", command->eta, "PBM position-bias exponent: exam(k) = (1/k)^eta")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  sub->add_option("--epsilon", command->epsilon, "Attractiveness of a non-relevant result (click noise)")
-      ->check(CLI::Range(0.0, 1.0))
-      ->capture_default_str();
-  sub->add_option("--gamma", command->gamma,
-                  "DBN: probability of examining the next result after an unsatisfying one")
-      ->check(CLI::Range(0.0, 1.0))
-      ->capture_default_str();
-  sub->add_option("--max-grade", command->max_grade,
-                  "Grade of attractiveness 1 (default: the largest grade in the qrels; higher grades are "
-                  "clamped)")
-      ->check(CLI::Range(1, 30));
-  sub->add_option("--dwell-min-ms", command->dwell_min_ms, "Median dwell of a grade-0 click (ms)")
-      ->capture_default_str();
-  sub->add_option("--dwell-max-ms", command->dwell_max_ms, "Median dwell of a top-grade click (ms)")
-      ->capture_default_str();
-  sub->add_option("--dwell-sigma", command->dwell_sigma,
-                  "Log-normal spread of dwell (std. dev. of log dwell)")
-      ->capture_default_str();
+  add_click_model_flags(sub, command->model, "--model", /*explicit_mappings=*/false);
   sub->callback([command] { command->run(); });
 }
 
@@ -303,21 +266,6 @@ void register_cpt_pairs(CLI::App& parent) {
 
 // ---- labels ----
 
-// "0.05,0.2,0.5" -> {0.05, 0.2, 0.5}; errors name the option and the item.
-std::vector<double> parse_thresholds(const std::string& text) {
-  std::vector<double> values;
-  std::size_t begin = 0;
-  for (std::size_t item = 1;; ++item) {
-    const auto comma = text.find(',', begin);
-    const std::string piece =
-        text.substr(begin, comma == std::string::npos ? std::string::npos : comma - begin);
-    values.push_back(parse_double_field(piece, "--thresholds", 0, "item " + std::to_string(item)));
-    if (comma == std::string::npos) break;
-    begin = comma + 1;
-  }
-  return values;
-}
-
 struct LabelsCommand {
   std::string clicks_path;
   std::string out_path;
@@ -333,7 +281,7 @@ struct LabelsCommand {
     options.method = parse_click_label_method(method);
     options.eta = eta;
     options.max_weight = max_weight;
-    options.thresholds = parse_thresholds(thresholds);
+    options.thresholds = parse_number_list(thresholds, "--thresholds");
     options.min_impressions = min_impressions;
     const auto log = read_click_log(clicks_path);
     ClickLabelReport report;

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/click_model_flags.h"
 #include "cli/command.h"
 #include "core/error.h"
 #include "core/files.h"
@@ -67,26 +68,11 @@ std::string p_value_text(double p) {
   return buffer;
 }
 
-// "0.1,0.5,1" -> {0.1, 0.5, 1}; errors name the option and the item.
-std::vector<double> parse_list(const std::string& text, const std::string& option) {
-  std::vector<double> values;
-  std::size_t begin = 0;
-  for (std::size_t item = 1;; ++item) {
-    const auto comma = text.find(',', begin);
-    const std::string piece =
-        text.substr(begin, comma == std::string::npos ? std::string::npos : comma - begin);
-    values.push_back(parse_double_field(piece, option, 0, "item " + std::to_string(item)));
-    if (comma == std::string::npos) break;
-    begin = comma + 1;
-  }
-  return values;
-}
-
 // Impression budgets: positive whole numbers, sorted and without repeats.
 std::vector<std::size_t> parse_budgets(const std::string& text) {
   std::vector<std::size_t> budgets;
   if (text.empty()) return budgets;
-  for (const double value : parse_list(text, "--budgets")) {
+  for (const double value : parse_number_list(text, "--budgets")) {
     if (!(value >= 1) || value != std::floor(value) || value > 1e9)
       throw Error("--budgets: impression budgets are whole numbers in [1, 1e9], got " + fixed(value, 3));
     budgets.push_back(static_cast<std::size_t>(value));
@@ -101,48 +87,14 @@ struct OnlineCommand {
   std::string queries_path;
   std::vector<std::string> run_paths;
   std::string weights_path;
-  std::string click_model = "dbn";
+  ClickModelFlags click_model{"dbn"};
   online::TrafficOptions traffic;
   std::size_t depth = 10;
-  double eta = 1.0;
-  double epsilon = 0.1;
-  double gamma = 0.9;
-  int max_grade = 0;  // 0: the largest grade in the qrels
-  std::string attractiveness;
-  std::string satisfaction;
-  double dwell_min_ms = 8000;
-  double dwell_max_ms = 60000;
-  double dwell_sigma = 0.5;
   online::AbOptions ab;
   std::string budgets = "100,300,1000,3000,10000,30000,100000";
   online::SensitivityOptions sensitivity;
   std::string out_path;
   std::string markdown_path;
-
-  ClickModelOptions model_options(const Qrels& qrels) const {
-    ClickModelOptions options;
-    options.kind = parse_click_model_kind(click_model);
-    options.eta = eta;
-    options.epsilon = epsilon;
-    options.gamma = gamma;
-    if (!attractiveness.empty())
-      options.attractiveness_by_grade = parse_list(attractiveness, "--attractiveness");
-    if (!satisfaction.empty()) options.satisfaction_by_grade = parse_list(satisfaction, "--satisfaction");
-    // The grade scale: given, or implied by an explicit mapping, or the qrels' largest grade (at least 1).
-    if (max_grade > 0) {
-      options.max_grade = max_grade;
-    } else if (!options.attractiveness_by_grade.empty()) {
-      options.max_grade = static_cast<int>(options.attractiveness_by_grade.size()) - 1;
-    } else if (!options.satisfaction_by_grade.empty()) {
-      options.max_grade = static_cast<int>(options.satisfaction_by_grade.size()) - 1;
-    } else {
-      options.max_grade = std::max(1, max_grade_in(qrels));
-    }
-    options.dwell_min_ms = dwell_min_ms;
-    options.dwell_max_ms = dwell_max_ms;
-    options.dwell_sigma = dwell_sigma;
-    return options;
-  }
 
   void run() {
     const auto start = Clock::now();
@@ -157,7 +109,7 @@ struct OnlineCommand {
     const Run run_b = read_run(run_paths[1]);
     std::optional<online::QueryWeights> weights;
     if (!weights_path.empty()) weights = online::read_query_weights(weights_path);
-    const ClickModel model(model_options(qrels));
+    const ClickModel model(click_model.resolve(qrels));
     const auto experiment =
         online::prepare_experiment(qrels, queries, run_a, run_b, depth, weights ? &*weights : nullptr);
 
@@ -428,9 +380,6 @@ void register_online(CLI::App& app) {
          "--query-weights", command->weights_path,
          "qid<TAB>weight: relative query frequencies (default: uniform); unlisted queries are never issued")
       ->check(CLI::ExistingFile);
-  sub->add_option("--click-model", command->click_model, "Click model")
-      ->check(CLI::IsMember({"pbm", "cascade", "dbn"}))
-      ->capture_default_str();
   sub->add_option("--users", command->traffic.users, "Simulated users (split between A and B)")
       ->check(CLI::Range(std::size_t{2}, std::size_t{100000000}))
       ->capture_default_str();
@@ -451,30 +400,7 @@ void register_online(CLI::App& app) {
   sub->add_option("--depth", command->depth, "Results per page")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
-  sub->add_option("--eta", command->eta, "PBM position-bias exponent: exam(k) = (1/k)^eta")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  sub->add_option("--epsilon", command->epsilon, "Attractiveness of a non-relevant result (click noise)")
-      ->check(CLI::Range(0.0, 1.0))
-      ->capture_default_str();
-  sub->add_option("--gamma", command->gamma, "DBN: probability of going on after an unsatisfying result")
-      ->check(CLI::Range(0.0, 1.0))
-      ->capture_default_str();
-  sub->add_option(
-         "--max-grade", command->max_grade,
-         "Grade of attractiveness 1 (default: the largest grade in the qrels; higher grades are clamped)")
-      ->check(CLI::Range(1, 30));
-  sub->add_option("--attractiveness", command->attractiveness,
-                  "Explicit click probability per grade 0..gmax, comma-separated (replaces the formula)");
-  sub->add_option(
-      "--satisfaction", command->satisfaction,
-      "Cascade/DBN: explicit probability per grade 0..gmax that a click ends the search (default: "
-      "the attractiveness)");
-  sub->add_option("--dwell-min-ms", command->dwell_min_ms, "Median dwell of a grade-0 click (ms)")
-      ->capture_default_str();
-  sub->add_option("--dwell-max-ms", command->dwell_max_ms, "Median dwell of a top-grade click (ms)")
-      ->capture_default_str();
-  sub->add_option("--dwell-sigma", command->dwell_sigma, "Log-normal spread of dwell")->capture_default_str();
+  add_click_model_flags(sub, command->click_model, "--click-model", /*explicit_mappings=*/true);
   sub->add_option("--satisfied-dwell-ms", command->traffic.satisfied_dwell_ms,
                   "A click at least this long satisfied the user (satisfied CTR)")
       ->check(CLI::NonNegativeNumber)
