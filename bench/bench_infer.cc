@@ -12,6 +12,8 @@
 // Usage: bench_infer DATA_DIR VOCAB MAX_LENGTH CONFIG.json [CONFIG.json ...]
 // env BENCH_QUERIES=N: the first N queries of the run file only, for slow models;
 //     BENCH_TOKENS_PER_CALL=N: the engine's BertEngineOptions::tokens_per_call;
+//     BENCH_PATHS=TEXT: only the paths whose label contains TEXT (e.g. "engine int8", for quick A/B runs);
+//     BENCH_THREADS="1 2": the thread counts;
 //     BENCH_JSON=FILE: also append one JSON line per measurement (bench/inference.sh merges them with ONNX
 //     Runtime's).
 #include <dnnl.h>
@@ -26,6 +28,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -167,7 +170,14 @@ int main(int argc, char** argv) {
           name.c_str(), per_query.size(), pairs, static_cast<double>(tokens) / static_cast<double>(pairs),
           static_cast<long long>(max_length));
 
-      for (int threads : {1, 2}) {
+      std::vector<int> thread_counts;
+      {
+        std::istringstream list(std::getenv("BENCH_THREADS") != nullptr ? std::getenv("BENCH_THREADS")
+                                                                        : "1 2");
+        for (int t = 0; list >> t;) thread_counts.push_back(t);
+      }
+      const std::string only = std::getenv("BENCH_PATHS") != nullptr ? std::getenv("BENCH_PATHS") : "";
+      for (int threads : thread_counts) {
         at::set_num_threads(threads);
         omp_set_num_threads(threads);
         const double peak = sgemm_gflops(2048);
@@ -196,6 +206,7 @@ int main(int argc, char** argv) {
         };
         double baseline = 0;
         for (const Path& path : paths) {
+          if (std::string(path.label).find(only) == std::string::npos) continue;
           const double s = best_seconds(repeats, path.fn);  // the first run is the warm-up
           const double rate = static_cast<double>(pairs) / s;
           if (baseline == 0) baseline = rate;

@@ -31,11 +31,12 @@ constexpr const char* kVocab =
     "\nthe\na\nof\nis\nwhat\nwhere\nhow\ncat\ndog\nsat\non\nmat\nhouse\nbig\n"
     "small\nred\nblue\nruns\nfast\nslow\ncar\nwater\nfire\ntree\nlives\nin\n##s\nanimal\npet\n";
 
-std::string bert_config(const std::string& activation) {
-  return R"({"model_type": "bert", "vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 3,
-             "num_attention_heads": 4, "intermediate_size": 48, "max_position_embeddings": 64,
-             "hidden_act": ")" +
-         activation + R"("})";
+// hidden 32 with 4 heads: heads of 8, which the fused attention kernel does not take (the GEMM path runs).
+std::string bert_config(const std::string& activation, int hidden = 32, int heads = 4) {
+  return R"({"model_type": "bert", "vocab_size": 64, "hidden_size": )" + std::to_string(hidden) +
+         R"(, "num_hidden_layers": 3, "num_attention_heads": )" + std::to_string(heads) +
+         R"(, "intermediate_size": 48, "max_position_embeddings": 64, "hidden_act": ")" + activation +
+         R"("})";
 }
 
 struct Pair {
@@ -63,9 +64,9 @@ struct Model {
 
   // encoder_spread: the std of the encoder layers' weights (the rest keep 0.4).
   explicit Model(const std::string& activation = "gelu", ScoreTransform transform = {},
-                 double encoder_spread = 0.4) {
+                 double encoder_spread = 0.4, int hidden = 32, int heads = 4) {
     const std::string vocab = tmp.write("vocab.txt", kVocab);
-    const std::string config = tmp.write("config.json", bert_config(activation));
+    const std::string config = tmp.write("config.json", bert_config(activation, hidden, heads));
     RankerCreateOptions options;
     options.max_length = 40;
     ranker = Ranker::create(config, vocab, torch::Device(torch::kCPU), options);
@@ -98,6 +99,22 @@ TEST(BertEngine, ScoresAsTheLibtorchRankerDoes) {
   // The scores differ from pair to pair: the comparison is not between constants.
   const auto [low, high] = std::minmax_element(reference.begin(), reference.end());
   EXPECT_GT(*high - *low, 0.01);
+}
+
+// Heads of 16, 32 and 64 dimensions run the fused AVX-512 attention kernel where the CPU has it
+// (infer/attention.h); both it and the two-GEMM path must give the Ranker's scores.
+TEST(BertEngine, ScoresAsTheLibtorchRankerDoesWithEitherAttentionPath) {
+  for (const int heads : {4, 2, 1}) {  // hidden 64: heads of 16, 32, 64
+    Model model("gelu", {}, 0.4, 64, heads);
+    const auto pairs = model.pairs();
+    const auto reference = model.ranker->score(pairs, pairs.size());
+    for (const bool fused : {true, false}) {
+      BertEngineOptions options;
+      options.fused_attention = fused;
+      SCOPED_TRACE("heads of " + std::to_string(64 / heads) + (fused ? ", fused kernel" : ", two GEMMs"));
+      expect_near_all(BertEngine::load(model.dir, 256, options)->score_raw(pairs), reference, 1e-4);
+    }
+  }
 }
 
 TEST(BertEngine, EncodesAsTheRankerDoes) {

@@ -116,13 +116,16 @@ void quantize_row(const float* x, std::int64_t n, int levels, std::uint8_t* q, f
   quantize_row_generic(x, n, levels, q, scale, zero);
 }
 
+int try_gemm_int8(std::int64_t m, std::int64_t n, std::int64_t k, const std::uint8_t* a, std::int64_t lda,
+                  const std::int8_t* b, std::int64_t ldb, std::int32_t* c, std::int64_t ldc) {
+  if (m == 0) return dnnl_success;
+  const std::int32_t no_offset = 0;
+  return dnnl_gemm_u8s8s32('N', 'N', 'F', m, n, k, 1.0f, a, lda, 0, b, ldb, 0, 0.0f, c, ldc, &no_offset);
+}
+
 void gemm_int8(std::int64_t m, std::int64_t n, std::int64_t k, const std::uint8_t* a, std::int64_t lda,
                const std::int8_t* b, std::int64_t ldb, std::int32_t* c, std::int64_t ldc) {
-  if (m == 0) return;
-  const std::int32_t no_offset = 0;
-  const dnnl_status_t status =
-      dnnl_gemm_u8s8s32('N', 'N', 'F', m, n, k, 1.0f, a, lda, 0, b, ldb, 0, 0.0f, c, ldc, &no_offset);
-  if (status != dnnl_success)
+  if (const int status = try_gemm_int8(m, n, k, a, lda, b, ldb, c, ldc); status != dnnl_success)
     throw Error("int8 gemm: oneDNN gemm_u8s8s32 failed with status " + std::to_string(status));
 }
 

@@ -35,9 +35,14 @@ int activation_levels();
 void quantize_row(const float* x, std::int64_t n, int levels, std::uint8_t* q, float* scale,
                   std::int32_t* zero);
 
-// C[m, n] = A[m, k] B[k, n] in int32 (row-major, leading dimensions given), by oneDNN.
+// C[m, n] = A[m, k] B[k, n] in int32 (row-major, leading dimensions given), by oneDNN; Error on failure.
 void gemm_int8(std::int64_t m, std::int64_t n, std::int64_t k, const std::uint8_t* a, std::int64_t lda,
                const std::int8_t* b, std::int64_t ldb, std::int32_t* c, std::int64_t ldc);
+
+// The same, returning oneDNN's status (0: success) instead of throwing: for calls inside a parallel loop,
+// where an exception must not escape a thread. Inside a parallel region oneDNN runs single-threaded.
+int try_gemm_int8(std::int64_t m, std::int64_t n, std::int64_t k, const std::uint8_t* a, std::int64_t lda,
+                  const std::int8_t* b, std::int64_t ldb, std::int32_t* c, std::int64_t ldc);
 
 // y[j] = row_scale · scale[j] · (acc[j] − row_zero · column_sum[j]) + bias[j], for j < n.
 void dequantize_row(const std::int32_t* acc, std::int64_t n, float row_scale, std::int32_t row_zero,

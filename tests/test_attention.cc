@@ -1,0 +1,92 @@
+// The fused attention kernel (infer/attention.h) against softmax(scale · Q Kᵀ) V computed in double precision
+// by plain loops, on every shape class it has code for: head sizes 16, 32 and 64; key counts below, at and
+// across the 16-key vectors and 64-key blocks; query-row counts below, at and across its 8-row blocks; one
+// query row (the engine's last layer, [CLS] only); rows with gaps (leading dimensions wider than the head).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "infer/attention.h"
+
+namespace disranker {
+namespace {
+
+struct Case {
+  std::int64_t rows, length, dim;
+};
+
+// q, k, v: rows/length × ld with the head in the first `dim` columns; out: rows × out_ld.
+std::vector<double> reference(const Case& c, const std::vector<float>& q, const std::vector<float>& k,
+                              const std::vector<float>& v, std::int64_t ld, float scale) {
+  std::vector<double> out(static_cast<std::size_t>(c.rows * c.dim), 0.0);
+  for (std::int64_t r = 0; r < c.rows; ++r) {
+    std::vector<double> s(static_cast<std::size_t>(c.length));
+    double top = -INFINITY, total = 0;
+    for (std::int64_t j = 0; j < c.length; ++j) {
+      double dot = 0;
+      for (std::int64_t d = 0; d < c.dim; ++d) dot += static_cast<double>(q[r * ld + d]) * k[j * ld + d];
+      s[j] = scale * dot;
+      top = std::max(top, s[j]);
+    }
+    for (double& x : s) total += x = std::exp(x - top);
+    for (std::int64_t j = 0; j < c.length; ++j)
+      for (std::int64_t d = 0; d < c.dim; ++d) out[r * c.dim + d] += s[j] / total * v[j * ld + d];
+  }
+  return out;
+}
+
+TEST(AttentionKernel, MatchesSoftmaxQKtVInDoublePrecision) {
+  if (!attention_kernel_supports(32))
+    GTEST_SKIP() << "no AVX-512F on this CPU: the engine uses its GEMM path";
+  std::mt19937 random(3);
+  std::normal_distribution<float> normal(0.0f, 1.5f);  // wide scores: the softmax is far from uniform
+  int checked = 0;
+  for (const std::int64_t dim : {16, 32, 64}) {
+    for (const std::int64_t length : {1, 5, 16, 17, 64, 65, 95, 130}) {
+      for (const std::int64_t rows :
+           {std::int64_t{1}, std::int64_t{7}, std::int64_t{8}, std::int64_t{13}, length}) {
+        const Case c{rows, length, dim};
+        const std::int64_t ld = dim + 24, out_ld = dim + 8;  // gaps between rows, as in the packed qkv
+        std::vector<float> q(static_cast<std::size_t>(rows * ld)), k(static_cast<std::size_t>(length * ld)),
+            v(k.size());
+        for (auto* x : {&q, &k, &v})
+          for (float& e : *x) e = normal(random);
+        std::vector<float> out(static_cast<std::size_t>(rows * out_ld), 12345.0f);
+        std::vector<float> workspace(static_cast<std::size_t>(attention_workspace_floats(length, dim)), NAN);
+        AttentionHead head;
+        head.query = q.data(), head.query_ld = ld, head.key = k.data(), head.value = v.data(),
+        head.kv_ld = ld;
+        head.rows = rows, head.length = length, head.dim = dim;
+        head.scale = 1.0f / std::sqrt(static_cast<float>(dim));
+        head.out = out.data(), head.out_ld = out_ld;
+        attention_head(head, workspace.data());
+        const auto expected = reference(c, q, k, v, ld, head.scale);
+        for (std::int64_t r = 0; r < rows; ++r) {
+          for (std::int64_t d = 0; d < out_ld; ++d) {
+            const float got = out[static_cast<std::size_t>(r * out_ld + d)];
+            if (d >= dim) {
+              ASSERT_EQ(got, 12345.0f) << "wrote outside the head: row " << r << ", column " << d;
+              continue;
+            }
+            ASSERT_NEAR(got, expected[static_cast<std::size_t>(r * dim + d)], 2e-5)
+                << "dim " << dim << ", length " << length << ", rows " << rows << ", row " << r << ", column "
+                << d;
+          }
+        }
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, 3 * 8 * 5);
+}
+
+TEST(AttentionKernel, SupportsBertsHeadSizesOnly) {
+  if (!attention_kernel_supports(64)) GTEST_SKIP() << "no AVX-512F on this CPU";
+  for (const std::int64_t dim : {16, 32, 64}) EXPECT_TRUE(attention_kernel_supports(dim)) << dim;
+  for (const std::int64_t dim : {8, 24, 48, 80, 128}) EXPECT_FALSE(attention_kernel_supports(dim)) << dim;
+}
+
+}  // namespace
+}  // namespace disranker
