@@ -229,5 +229,17 @@ TEST(BertEngine, Int8ScoresStayCloseToFloat32) {
   expect_near_all(BertEngine::load(model.dir, 256, options)->score_raw(pairs), scores, 1e-5);
 }
 
+// The VNNI kernel (infer/vnni_gemm.h, where the CPU has it) and oneDNN's GEMM + dequantizing pass compute the
+// same integer sums: their scores differ by float rounding only, with either attention path.
+TEST(BertEngine, Int8GivesTheSameScoresOnEitherGemmPath) {
+  Model model("gelu", {}, 0.1, 64, 2);
+  const auto pairs = model.pairs();
+  BertEngineOptions options;
+  options.precision = Precision::kInt8;
+  const auto kernels = BertEngine::load(model.dir, 256, options)->score_raw(pairs);
+  options.vnni_kernel = false, options.fused_attention = false;
+  expect_near_all(BertEngine::load(model.dir, 256, options)->score_raw(pairs), kernels, 1e-5);
+}
+
 }  // namespace
 }  // namespace disranker

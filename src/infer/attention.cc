@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "infer/simd_dispatch.h"
+
 namespace disranker {
 namespace {
 
@@ -200,15 +202,6 @@ DISRANKER_AVX512 void output_rows(const float* p, std::int64_t padded, const Att
     const __m512 inverse = _mm512_set1_ps(inverse_sum[r]);
 #pragma GCC unroll 16
     for (int b = 0; b < D; ++b) _mm512_storeu_ps(out[r] + 16 * b, _mm512_mul_ps(acc[r][b], inverse));
-  }
-}
-
-// Calls f.template operator()<N>() for a run-time n in [1, kMax].
-template <int kMax, class F>
-void dispatch_count(int n, F&& f) {
-  if constexpr (kMax > 0) {
-    if (n == kMax) return f.template operator()<kMax>();
-    dispatch_count<kMax - 1>(n, f);
   }
 }
 

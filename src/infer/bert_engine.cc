@@ -13,6 +13,7 @@
 #include "infer/attention.h"
 #include "infer/int8_gemm.h"
 #include "infer/vector_math.h"
+#include "infer/vnni_gemm.h"
 #include "model/safetensors.h"
 
 namespace disranker {
@@ -31,6 +32,7 @@ struct Linear {
   std::vector<float> weight;  // [in, out]; empty once quantized
   std::vector<float> bias;    // [out]
   Int8Weights int8;           // empty in float32 mode
+  VnniWeights vnni;           // int8 repacked for the VNNI kernel; empty where it does not run
 };
 
 struct Norm {
@@ -316,6 +318,9 @@ std::unique_ptr<BertEngine> BertEngine::load(const std::string& dir, std::int64_
     for (Layer& layer : m.layers) {
       for (Linear* l : {&layer.qkv, &layer.attention_output, &layer.intermediate, &layer.output}) {
         l->int8 = quantize_weights(l->weight.data(), l->in, l->out);
+        // The last layer reads the qkv weight from column H on: panels must start there.
+        if (m.options.vnni_kernel && vnni_kernel_supports(l->in, l->out) && h % 16 == 0)
+          l->vnni = pack_for_vnni(l->int8);
         l->weight = {};
       }
     }
@@ -482,12 +487,31 @@ void BertEngine::Impl::dense(std::int64_t rows, const Rows& in, const Linear& li
     }
     return;
   }
-  // int8: each thread takes blocks of rows through the integer GEMM (single-threaded inside the parallel
-  // loop) and dequantizes them while the accumulators are still in its L2, instead of one GEMM over all rows
-  // whose int32 output (tokens × 1,536 × 4 bytes for MiniLM's FFN: 58 MB per call) goes to memory and back.
   const Int8Weights& w = linear.int8;
   const std::int64_t threads = omp_get_max_threads();
-  // Rows per block: the accumulators fill about kAccumulatorBytes, and every thread gets work.
+  if (!linear.vnni.packed.empty()) {
+    // int8 on the VNNI kernel: the dequantized rows come out of the GEMM; each thread takes blocks of rows
+    // and applies the row operation to a block while it is in cache.
+    constexpr std::int64_t kBlock = 24;
+    if (out == nullptr && row_scratch.size() < static_cast<std::size_t>(threads * kBlock * count))
+      row_scratch.resize(static_cast<std::size_t>(threads * kBlock * count));
+#pragma omp parallel for schedule(dynamic)
+    for (std::int64_t first_row = 0; first_row < rows; first_row += kBlock) {
+      const std::int64_t m = std::min(kBlock, rows - first_row);
+      float* block_out = out != nullptr ? out + first_row * out_ld
+                                        : row_scratch.data() + omp_get_thread_num() * kBlock * count;
+      const std::int64_t ld = out != nullptr ? out_ld : count;
+      gemm_int8_dequantize(linear.vnni, w, first, count, m, in.quantized.data() + first_row * in.width,
+                           in.width, in.scale.data() + first_row, in.zero.data() + first_row, bias, block_out,
+                           ld);
+      for (std::int64_t i = 0; i < m; ++i) op(first_row + i, block_out + i * ld);
+    }
+    return;
+  }
+  // int8 on oneDNN: each thread takes blocks of rows through the integer GEMM (single-threaded inside the
+  // parallel loop) and dequantizes them while the accumulators are still in its L2, instead of one GEMM over
+  // all rows whose int32 output (tokens × 1,536 × 4 bytes for MiniLM's FFN: 58 MB per call) goes to memory
+  // and back. Rows per block: the accumulators fill about kAccumulatorBytes, and every thread gets work.
   const std::int64_t block =
       std::min(std::max<std::int64_t>(16, kAccumulatorBytes / (4 * count)), (rows + threads - 1) / threads);
   if (accumulators.size() < static_cast<std::size_t>(threads * block * count))

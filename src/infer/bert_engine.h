@@ -51,6 +51,9 @@ struct BertEngineOptions {
   // Attention by the fused AVX-512 kernel (infer/attention.h) where the CPU and head size allow; false: two
   // oneDNN GEMMs per head with a softmax between them (the fallback, kept selectable to test and measure it).
   bool fused_attention = true;
+  // int8 dense layers by the VNNI kernel with the dequantization in its epilogue (infer/vnni_gemm.h) where
+  // the CPU has AVX-512 VNNI; false: oneDNN's u8s8s32 GEMM and a dequantizing pass (the fallback).
+  bool vnni_kernel = true;
 };
 
 class BertEngine : public PairScorer {
