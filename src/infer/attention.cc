@@ -2,15 +2,11 @@
 
 #include <immintrin.h>
 
-// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() (for the masked-off lanes) and then warn that
-// the value may be used uninitialized when inlined: a known false positive (GCC bug 105593).
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-
 #include <algorithm>
 #include <cmath>
 
 #include "infer/simd_dispatch.h"
+#include "infer/simd_math.h"
 
 namespace disranker {
 namespace {
@@ -114,23 +110,6 @@ DISRANKER_AVX512 void scores_rows(const float* const* q, const float* kt, std::i
     default:
       return;
   }
-}
-
-// 2^t for t ≤ 0: t = n + f with n an integer and |f| ≤ ½, 2^f by its Taylor series to degree 6 (relative
-// error < 2e-7, below float's rounding of the probabilities), scaled by 2^n with vscalefps. Inlined instead
-// of libmvec's expf: the call and its general range handling were a quarter of the kernel's time.
-DISRANKER_AVX512 inline __m512 exp2_nonpositive(__m512 t) {
-  t = _mm512_max_ps(t, _mm512_set1_ps(-127.0f));  // exp of a score 127 octaves below the top: 0 for a float
-  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_mul_ps(_mm512_sub_ps(t, n), _mm512_set1_ps(0.69314718056f));  // f · ln 2
-  __m512 p = _mm512_set1_ps(1.0f / 720);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 120));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 24));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
 }
 
 // The largest and the sum of a vector's lanes (GCC 12's _mm512_reduce_* warn under -Wuninitialized).

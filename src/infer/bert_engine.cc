@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "infer/attention.h"
 #include "infer/int8_gemm.h"
+#include "infer/simd_math.h"
 #include "infer/vector_math.h"
 #include "infer/vnni_gemm.h"
 #include "model/safetensors.h"
@@ -126,8 +127,41 @@ void layer_norm_generic(float* row, const float* residual, std::int64_t n, const
   layer_norm_body(row, residual, n, norm, eps);
 }
 
+// AVX-512 for n a multiple of 32: the sums in two independent chains (a single chain waits on each add's
+// latency, which for rows of a few hundred values is what LayerNorm costs).
+__attribute__((target("avx512f"))) void layer_norm_avx512(float* row, const float* residual, std::int64_t n,
+                                                          const Norm& norm, float eps) {
+  __m512 sum0 = _mm512_setzero_ps(), sum1 = sum0;
+  for (std::int64_t j = 0; j < n; j += 32) {
+    __m512 a = _mm512_loadu_ps(row + j), b = _mm512_loadu_ps(row + j + 16);
+    if (residual != nullptr) {
+      a = _mm512_add_ps(a, _mm512_loadu_ps(residual + j)),
+      b = _mm512_add_ps(b, _mm512_loadu_ps(residual + j + 16));
+      _mm512_storeu_ps(row + j, a), _mm512_storeu_ps(row + j + 16, b);
+    }
+    sum0 = _mm512_add_ps(sum0, a), sum1 = _mm512_add_ps(sum1, b);
+  }
+  const float mean = _mm512_reduce_add_ps(_mm512_add_ps(sum0, sum1)) / static_cast<float>(n);
+  const __m512 m = _mm512_set1_ps(mean);
+  __m512 sq0 = _mm512_setzero_ps(), sq1 = sq0;
+  for (std::int64_t j = 0; j < n; j += 32) {
+    const __m512 a = _mm512_sub_ps(_mm512_loadu_ps(row + j), m),
+                 b = _mm512_sub_ps(_mm512_loadu_ps(row + j + 16), m);
+    sq0 = _mm512_fmadd_ps(a, a, sq0), sq1 = _mm512_fmadd_ps(b, b, sq1);
+  }
+  const float variance = _mm512_reduce_add_ps(_mm512_add_ps(sq0, sq1)) / static_cast<float>(n);
+  const __m512 inv = _mm512_set1_ps(1.0f / std::sqrt(variance + eps));
+  for (std::int64_t j = 0; j < n; j += 16) {
+    const __m512 centred = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(row + j), m), inv);
+    _mm512_storeu_ps(row + j, _mm512_fmadd_ps(centred, _mm512_loadu_ps(norm.gain.data() + j),
+                                              _mm512_loadu_ps(norm.bias.data() + j)));
+  }
+}
+
 // row = LayerNorm(row + residual); no residual when it is null.
 void add_residual_norm(float* row, const float* residual, std::int64_t n, const Norm& norm, float eps) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512 && n % 32 == 0) return layer_norm_avx512(row, residual, n, norm, eps);
   if (vector_math_uses_avx2()) return layer_norm_avx2(row, residual, n, norm, eps);
   layer_norm_generic(row, residual, n, norm, eps);
 }
@@ -492,14 +526,16 @@ void BertEngine::Impl::dense(std::int64_t rows, const Rows& in, const Linear& li
   if (!linear.vnni.packed.empty()) {
     // int8 on the VNNI kernel: the dequantized rows come out of the GEMM; each thread takes blocks of rows
     // and applies the row operation to a block while it is in cache.
-    constexpr std::int64_t kBlock = 24;
-    if (out == nullptr && row_scratch.size() < static_cast<std::size_t>(threads * kBlock * count))
-      row_scratch.resize(static_cast<std::size_t>(threads * kBlock * count));
+    // Rows per task: 96 (a block of weights is reused by more rows while in L1; 1–2% faster than 24 at one
+    // thread), fewer when that would leave a thread without work (the last layer's [CLS] rows).
+    const std::int64_t block = std::min<std::int64_t>(96, (rows + threads - 1) / threads);
+    if (out == nullptr && row_scratch.size() < static_cast<std::size_t>(threads * block * count))
+      row_scratch.resize(static_cast<std::size_t>(threads * block * count));
 #pragma omp parallel for schedule(dynamic)
-    for (std::int64_t first_row = 0; first_row < rows; first_row += kBlock) {
-      const std::int64_t m = std::min(kBlock, rows - first_row);
+    for (std::int64_t first_row = 0; first_row < rows; first_row += block) {
+      const std::int64_t m = std::min(block, rows - first_row);
       float* block_out = out != nullptr ? out + first_row * out_ld
-                                        : row_scratch.data() + omp_get_thread_num() * kBlock * count;
+                                        : row_scratch.data() + omp_get_thread_num() * block * count;
       const std::int64_t ld = out != nullptr ? out_ld : count;
       gemm_int8_dequantize(linear.vnni, w, first, count, m, in.quantized.data() + first_row * in.width,
                            in.width, in.scale.data() + first_row, in.zero.data() + first_row, bias, block_out,

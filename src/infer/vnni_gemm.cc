@@ -7,10 +7,7 @@
 
 #include "core/error.h"
 #include "infer/simd_dispatch.h"
-
-// See infer/attention.cc: GCC 12's AVX-512 intrinsics warn falsely about _mm512_undefined_*().
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
+#include "infer/simd_math.h"
 
 namespace disranker {
 namespace {
