@@ -81,7 +81,7 @@ void BM_AttentionTwoSgemm(benchmark::State& state) {
 
 void lengths(benchmark::internal::Benchmark* b) {
   for (std::int64_t dim : {32, 64})
-    for (std::int64_t length : {32, 95, 147, 256}) b->Args({length, dim});
+    for (std::int64_t length : {32, 95, 128, 147, 192, 256}) b->Args({length, dim});
 }
 
 BENCHMARK(BM_AttentionKernel)->Apply(lengths);
