@@ -32,7 +32,7 @@ struct Linear {
   std::int64_t in = 0, out = 0;
   std::vector<float> weight;  // [in, out]; empty once quantized
   std::vector<float> bias;    // [out]
-  Int8Weights int8;           // empty in float32 mode
+  Int8Weights int8;           // empty in float32 mode; its values are dropped once packed for VNNI
   VnniWeights vnni;           // int8 repacked for the VNNI kernel; empty where it does not run
 };
 
@@ -353,8 +353,10 @@ std::unique_ptr<BertEngine> BertEngine::load(const std::string& dir, std::int64_
       for (Linear* l : {&layer.qkv, &layer.attention_output, &layer.intermediate, &layer.output}) {
         l->int8 = quantize_weights(l->weight.data(), l->in, l->out);
         // The last layer reads the qkv weight from column H on: panels must start there.
-        if (m.options.vnni_kernel && vnni_kernel_supports(l->in, l->out) && h % 16 == 0)
+        if (m.options.vnni_kernel && vnni_kernel_supports(l->in, l->out) && h % 16 == 0) {
           l->vnni = pack_for_vnni(l->int8);
+          l->int8.values = {};  // the packed copy replaces it (scales and column sums are still read)
+        }
         l->weight = {};
       }
     }

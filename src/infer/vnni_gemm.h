@@ -32,7 +32,8 @@ VnniWeights pack_for_vnni(const Int8Weights& weights);
 // For i < rows and j < count (first and count multiples of 16):
 //   out[i][j] = row_scale[i] · w.scale[first + j] · (Σ_k a[i][k] W[k][first + j] − row_zero[i] ·
 //               w.column_sum[first + j]) + bias[j],
-// what gemm_int8 followed by dequantize_row gives. Single-threaded: the caller splits the rows.
+// what gemm_int8 followed by dequantize_row gives (w's scale and column_sum are read, its values are not).
+// Single-threaded: the caller splits the rows.
 void gemm_int8_dequantize(const VnniWeights& packed, const Int8Weights& w, std::int64_t first,
                           std::int64_t count, std::int64_t rows, const std::uint8_t* a, std::int64_t lda,
                           const float* row_scale, const std::int32_t* row_zero, const float* bias, float* out,
