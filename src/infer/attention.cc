@@ -7,6 +7,7 @@
 
 #include "infer/simd_dispatch.h"
 #include "infer/simd_math.h"
+#include "infer/vector_math.h"
 
 namespace disranker {
 namespace {
@@ -112,22 +113,6 @@ DISRANKER_AVX512 void scores_rows(const float* const* q, const float* kt, std::i
   }
 }
 
-// The largest and the sum of a vector's lanes (GCC 12's _mm512_reduce_* warn under -Wuninitialized).
-DISRANKER_AVX512 inline float horizontal_max(__m512 v) {
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, v);
-  float most = lanes[0];
-  for (int i = 1; i < 16; ++i) most = std::max(most, lanes[i]);
-  return most;
-}
-DISRANKER_AVX512 inline float horizontal_sum(__m512 v) {
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, v);
-  float sum = 0;
-  for (const float lane : lanes) sum += lane;
-  return sum;
-}
-
 // Row r of the scores → exp(scale · (s − max)) over the first `length` columns, zero in the padding; returns
 // 1 / the sum, applied to the output instead of to every probability.
 DISRANKER_AVX512 float exponentiate_row(float* row, std::int64_t length, std::int64_t padded, float scale) {
@@ -136,7 +121,7 @@ DISRANKER_AVX512 float exponentiate_row(float* row, std::int64_t length, std::in
   __m512 top = _mm512_set1_ps(-INFINITY);
   for (std::int64_t j = 0; j < full; j += 16) top = _mm512_max_ps(top, _mm512_loadu_ps(row + j));
   if (tail != 0) top = _mm512_mask_max_ps(top, tail, top, _mm512_loadu_ps(row + full));
-  const float most = horizontal_max(top);
+  const float most = _mm512_reduce_max_ps(top);
   // exp(scale · (s − most)) = 2^(s · c − most · c) with c = scale · log2(e).
   const float c = scale * 1.44269504089f;
   const __m512 s = _mm512_set1_ps(c), shift = _mm512_set1_ps(c * most);
@@ -152,7 +137,7 @@ DISRANKER_AVX512 float exponentiate_row(float* row, std::int64_t length, std::in
     _mm512_storeu_ps(row + full, e);
     sum = _mm512_add_ps(sum, e);
   }
-  return 1.0f / horizontal_sum(sum);
+  return 1.0f / _mm512_reduce_add_ps(sum);
 }
 
 // out[r] = inverse_sum[r] · Σ_j p[r][j] V[j] for R rows and a head of 16·D dimensions: R × D accumulators,
@@ -216,8 +201,7 @@ DISRANKER_AVX512 void attention_head_d(const AttentionHead& h, float* workspace)
 }  // namespace
 
 bool attention_kernel_supports(std::int64_t dim) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  return avx512 && (dim == 16 || dim == 32 || dim == 64);
+  return vector_math_uses_avx512() && (dim == 16 || dim == 32 || dim == 64);
 }
 
 std::int64_t attention_workspace_floats(std::int64_t length, std::int64_t dim) {

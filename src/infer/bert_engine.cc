@@ -160,8 +160,7 @@ __attribute__((target("avx512f"))) void layer_norm_avx512(float* row, const floa
 
 // row = LayerNorm(row + residual); no residual when it is null.
 void add_residual_norm(float* row, const float* residual, std::int64_t n, const Norm& norm, float eps) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (avx512 && n % 32 == 0) return layer_norm_avx512(row, residual, n, norm, eps);
+  if (vector_math_uses_avx512() && n % 32 == 0) return layer_norm_avx512(row, residual, n, norm, eps);
   if (vector_math_uses_avx2()) return layer_norm_avx2(row, residual, n, norm, eps);
   layer_norm_generic(row, residual, n, norm, eps);
 }

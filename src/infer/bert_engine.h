@@ -2,18 +2,17 @@
 //
 // It computes exactly what BertForSequenceClassification computes in eval mode (src/model/bert.h), in
 // float32 (or with int8 dense layers, see Precision), but only the work the score needs:
-//   - packing: the pairs of a call are laid end to end as one [tokens, hidden] matrix, so every dense layer
-//   is
-//     one GEMM over the real tokens and attention runs per sequence: no padding, no mask;
+//   - packing: the pairs of a call are laid end to end as one [tokens, hidden] matrix, so every dense
+//     layer is one GEMM over the real tokens and attention runs per sequence: no padding, no mask;
 //   - the last layer computes only the [CLS] row of each sequence (its query, attention, FFN): the pooler
-//   reads
-//     nothing else (keys and values still come from every token);
+//     reads nothing else (keys and values still come from every token);
 //   - fused row passes after each GEMM: bias (+ GELU, or + residual + LayerNorm), and in int8 mode the
 //     dequantization before and the next layer's quantization after; q, k, v are one GEMM (weights
 //     concatenated at load, every weight stored [in, out] so that the GEMMs read it row-major);
-//   - GEMMs by oneDNN (dnnl_sgemm, dnnl_gemm_u8s8s32), the fastest here (../shared/STACK.md); in int8 mode
-//     each thread runs the integer GEMM on blocks of rows and dequantizes a block while its accumulators are
-//     in L2; rows that only feed the next int8 GEMM (attention output, GELU output) are kept quantized only;
+//   - fp32 GEMMs by oneDNN's dnnl_sgemm, the fastest here (../shared/STACK.md); int8 GEMMs by the engine's
+//     VNNI kernel, which dequantizes in its epilogue (infer/vnni_gemm.h), else by oneDNN's
+//     dnnl_gemm_u8s8s32 on per-thread row blocks dequantized while their accumulators are in L2; rows that
+//     only feed the next int8 GEMM (attention output, GELU output) are kept quantized only;
 //   - attention by a fused AVX-512 kernel per (sequence, head) (infer/attention.h: Q Kᵀ, softmax and P V
 //     without leaving L1/L2), else two small GEMMs with a vectorized softmax between them; OpenMP over rows
 //     and sequences;

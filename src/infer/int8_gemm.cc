@@ -131,12 +131,11 @@ __attribute__((target("avx512f"))) void quantize_row_avx512(const float* x, std:
   const float s = high > low ? (high - low) / top : 1.0f;
   const float z = std::clamp(std::nearbyint(-low / s), 0.0f, top);
   const __m512 inv = _mm512_set1_ps(1.0f / s), zv = _mm512_set1_ps(z + 0.5f);
-  const __m512 floor = _mm512_setzero_ps(), ceiling = _mm512_set1_ps(top);
+  const __m512 low_half = _mm512_set1_ps(0.5f), high_half = _mm512_set1_ps(top + 0.5f);
   for (std::int64_t j = 0; j < n; j += 16) {
     // clamp(x / s + z) + ½, truncated: the generic code's rounding.
     __m512 v = _mm512_fmadd_ps(_mm512_loadu_ps(x + j), inv, zv);
-    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_add_ps(floor, _mm512_set1_ps(0.5f))),
-                      _mm512_add_ps(ceiling, _mm512_set1_ps(0.5f)));
+    v = _mm512_min_ps(_mm512_max_ps(v, low_half), high_half);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + j), _mm512_cvtusepi32_epi8(_mm512_cvttps_epi32(v)));
   }
   *scale = s;
@@ -147,8 +146,7 @@ __attribute__((target("avx512f"))) void quantize_row_avx512(const float* x, std:
 
 void quantize_row(const float* x, std::int64_t n, int levels, std::uint8_t* q, float* scale,
                   std::int32_t* zero) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (avx512 && n % 32 == 0) return quantize_row_avx512(x, n, levels, q, scale, zero);
+  if (vector_math_uses_avx512() && n % 32 == 0) return quantize_row_avx512(x, n, levels, q, scale, zero);
   if (vector_math_uses_avx2()) return quantize_row_avx2(x, n, levels, q, scale, zero);
   quantize_row_generic(x, n, levels, q, scale, zero);
 }

@@ -1,6 +1,6 @@
 // Inline AVX-512 math for the fused kernels (infer/attention.cc, infer/vector_math.cc): short polynomials
-// where libmvec's general functions cost more than the arithmetic around them. Include only from code that
-// checks the CPU first (__builtin_cpu_supports("avx512f")).
+// where libmvec's general functions cost more than the arithmetic around them. Call only from code that
+// checks the CPU first (vector_math_uses_avx512()).
 #pragma once
 
 #include <immintrin.h>

@@ -38,8 +38,8 @@ __attribute__((target("avx2,fma"))) void gelu_erf_avx2(float* x, std::size_t n) 
 
 // AVX-512: erf by Abramowitz & Stegun 7.1.26, erf(z) = 1 − t (a1 + t (a2 + … + t a5)) e^(−z²) with
 // t = 1 / (1 + p z) for z ≥ 0 (absolute error ≤ 1.5e-7), the exponential and the reciprocal inline (rcp14 and
-// one Newton step): GELU went from 6.2% to 4.2% of int8 MiniLM-L6's samples (libmvec's 16-wide erff measured no faster
-// than its 8-wide one).
+// one Newton step): GELU went from 6.2% to 4.2% of int8 MiniLM-L6's samples (libmvec's 16-wide erff measured
+// no faster than its 8-wide one).
 __attribute__((target("avx512f"))) void gelu_erf_avx512(float* x, std::size_t n) {
   const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f);
   const __m512 inv_sqrt2 = _mm512_set1_ps(kInvSqrt2), p = _mm512_set1_ps(0.3275911f);
@@ -122,9 +122,13 @@ bool vector_math_uses_avx2() {
   return avx2;
 }
 
-void gelu_erf(float* x, std::size_t n) {
+bool vector_math_uses_avx512() {
   static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (avx512) return gelu_erf_avx512(x, n);
+  return avx512;
+}
+
+void gelu_erf(float* x, std::size_t n) {
+  if (vector_math_uses_avx512()) return gelu_erf_avx512(x, n);
   if (vector_math_uses_avx2()) return gelu_erf_avx2(x, n);
   for (std::size_t i = 0; i < n; ++i) x[i] = gelu_erf_scalar(x[i]);
 }
