@@ -140,6 +140,36 @@ TEST(BertEngine, GivesTheSameScoresWhateverTheCallsThePairsArePackedInto) {
   expect_near_all(together->score_raw(pairs), alone->score_raw(pairs), 1e-5);
 }
 
+// With at least 4 pairs per thread each thread runs its own forward calls on its own buffers; with fewer,
+// one call at a time is split row by row across the threads. Both give what one thread gives, in both
+// precisions, and a bad pair still surfaces as an Error (not an exception escaping an OpenMP thread).
+TEST(BertEngine, GivesTheSameScoresWhenEachThreadRunsItsOwnCalls) {
+  Model model;
+  std::vector<EncodedPair> pairs;
+  for (int copy = 0; copy < 4; ++copy)
+    for (const EncodedPair& pair : model.pairs()) pairs.push_back(pair);  // 20 pairs: 10 per thread
+  for (const Precision precision : {Precision::kFloat32, Precision::kInt8}) {
+    BertEngineOptions one_thread, two_threads;
+    one_thread.threads = 1, one_thread.precision = precision;
+    two_threads.threads = 2, two_threads.precision = precision;
+    two_threads.tokens_per_call = 48;  // 1 to 3 pairs per call
+    auto single = BertEngine::load(model.dir, 256, one_thread);
+    auto parallel = BertEngine::load(model.dir, 256, two_threads);
+    const auto expected = single->score_raw(pairs);
+    expect_near_all(parallel->score_raw(pairs), expected, 1e-5);
+    // Fewer than 4 pairs per thread: one call at a time across both threads.
+    const std::span<const EncodedPair> few(pairs.data(), 7);
+    expect_near_all(parallel->score_raw(few), single->score_raw(few), 1e-5);
+    if (precision == Precision::kFloat32)
+      expect_near_all(expected, model.ranker->score(pairs, pairs.size()), 1e-4);
+
+    std::vector<EncodedPair> broken = pairs;
+    broken[13].ids[1] = 64;  // the vocabulary has 64 ids
+    EXPECT_THROW(parallel->score_raw(broken), Error);
+    expect_near_all(parallel->score_raw(pairs), expected, 1e-5);  // and the engine still works
+  }
+}
+
 TEST(BertEngine, RunsTheTanhGelu) {
   Model model("gelu_new");
   const auto pairs = model.pairs();

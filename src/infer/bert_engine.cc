@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <exception>
 #include <filesystem>
 #include <numeric>
 
@@ -75,6 +76,19 @@ struct Rows {
     quantize_row(from != nullptr ? from : row(i), width, levels, quantized.data() + i * width,
                  &scale[static_cast<std::size_t>(i)], &zero[static_cast<std::size_t>(i)]);
   }
+};
+
+// The buffers of forward passes, reused across calls (they grow to the largest call: no allocation in the
+// steady state). `threads`: the team that runs the loops of a pass on this workspace.
+struct Workspace {
+  int threads = 1;
+  Rows x, qkv, context, scratch, intermediate;                      // packed: [tokens, ...]
+  Rows cls, cls_query, cls_context, cls_scratch, cls_intermediate;  // [sequences, ...]
+  std::vector<std::int32_t> accumulators;  // int8 mode: a dense layer's integer output
+  std::vector<float> row_scratch;  // int8 mode, per thread: a dense row that only its quantized copy outlives
+  std::vector<float> attention_scores;           // per thread: one (sequence, head)'s [rows, length] scores
+  std::atomic<int> failed_status{dnnl_success};  // a oneDNN failure inside a parallel loop
+  std::vector<std::int64_t> offsets, lengths;
 };
 
 enum class Activation { kGeluErf, kGeluTanh, kRelu, kSilu };
@@ -266,22 +280,18 @@ struct BertEngine::Impl {
 
   int levels = 255;  // int8 mode: the largest quantized activation (activation_levels())
 
-  // Workspace, reused across calls.
-  Rows x, qkv, context, scratch, intermediate;                      // packed: [tokens, ...]
-  Rows cls, cls_query, cls_context, cls_scratch, cls_intermediate;  // [sequences, ...]
-  std::vector<std::int32_t> accumulators;  // int8 mode: a dense layer's integer output
-  std::vector<float> row_scratch;  // int8 mode, per thread: a dense row that only its quantized copy outlives
-  std::vector<float> attention_scores;           // per thread: one (sequence, head)'s [rows, length] scores
-  std::atomic<int> failed_status{dnnl_success};  // a oneDNN failure inside a parallel loop
-  std::vector<std::int64_t> offsets, lengths;
+  // One workspace per thread when each thread runs its own forward calls; the first when one call at a time
+  // uses every thread.
+  std::vector<std::unique_ptr<Workspace>> workspaces;
 
   bool int8() const { return options.precision == Precision::kInt8; }
-  void forward(std::span<const EncodedPair> pairs, double* out);
-  void embed(std::span<const EncodedPair> pairs);
-  void attention(std::int64_t sequences, const float* query, std::int64_t query_ld, bool cls_only, Rows& ctx);
+  void forward(Workspace& ws, std::span<const EncodedPair> pairs, double* out) const;
+  void embed(Workspace& ws, std::span<const EncodedPair> pairs) const;
+  void attention(Workspace& ws, std::int64_t sequences, const float* query, std::int64_t query_ld,
+                 bool cls_only, Rows& ctx) const;
   template <class RowOp>
-  void dense(std::int64_t rows, const Rows& in, const Linear& linear, std::int64_t first, std::int64_t count,
-             float* out, std::int64_t out_ld, RowOp op);
+  void dense(Workspace& ws, std::int64_t rows, const Rows& in, const Linear& linear, std::int64_t first,
+             std::int64_t count, float* out, std::int64_t out_ld, RowOp op) const;
 };
 
 BertEngine::BertEngine() : impl_(std::make_unique<Impl>()) {}
@@ -406,40 +416,74 @@ std::vector<double> BertEngine::score(std::span<const EncodedPair> pairs, std::s
 }
 
 std::vector<double> BertEngine::score_raw(std::span<const EncodedPair> pairs, std::size_t batch_size) {
+  Impl& m = *impl_;
   std::vector<double> scores(pairs.size());
-  // Consecutive pairs up to the budgets per forward call (a pair longer than the token budget goes alone).
-  if (impl_->options.threads > 0) omp_set_num_threads(impl_->options.threads);
+  if (m.options.threads > 0) omp_set_num_threads(m.options.threads);
+  const int threads = omp_get_max_threads();
+  // With at least 4 pairs per thread, each thread runs whole forward passes on its own calls: a call's
+  // activations stay in the thread's cache between layers (MiniLM-L6 int8 at one thread: 176 pairs/s with
+  // calls of 512 tokens, 158 with 8,192, whose [tokens, 3H] floats go to memory), and no layer waits for
+  // the other threads. With fewer (a thread would sit idle at the end) one call at a time uses every
+  // thread, row by row, with calls up to threads × tokens_per_call tokens.
+  const bool call_per_thread = threads > 1 && pairs.size() >= 4 * static_cast<std::size_t>(threads);
+  const std::size_t token_budget = m.options.tokens_per_call * (call_per_thread ? 1 : threads);
+  // Consecutive pairs up to the budgets per call (a pair longer than the token budget goes alone).
   const std::size_t most_pairs = batch_size > 0 ? batch_size : pairs.size();
-  std::size_t begin = 0;
-  while (begin < pairs.size()) {
-    std::size_t end = begin, tokens = 0;
-    while (end < pairs.size() && end - begin < most_pairs &&
-           (end == begin || tokens + pairs[end].ids.size() <= impl_->options.tokens_per_call))
+  std::vector<std::size_t> bounds = {0};
+  while (bounds.back() < pairs.size()) {
+    std::size_t end = bounds.back(), tokens = 0;
+    while (end < pairs.size() && end - bounds.back() < most_pairs &&
+           (end == bounds.back() || tokens + pairs[end].ids.size() <= token_budget))
       tokens += pairs[end++].ids.size();
-    impl_->forward(pairs.subspan(begin, end - begin), scores.data() + begin);
-    begin = end;
+    bounds.push_back(end);
   }
+  const auto calls = static_cast<std::int64_t>(bounds.size() - 1);
+  const auto run = [&](Workspace& ws, std::int64_t call) {
+    const std::size_t begin = bounds[static_cast<std::size_t>(call)];
+    m.forward(ws, pairs.subspan(begin, bounds[static_cast<std::size_t>(call) + 1] - begin),
+              scores.data() + begin);
+  };
+  while (m.workspaces.size() < static_cast<std::size_t>(threads))
+    m.workspaces.push_back(std::make_unique<Workspace>());
+  if (!call_per_thread) {
+    m.workspaces[0]->threads = threads;
+    for (std::int64_t call = 0; call < calls; ++call) run(*m.workspaces[0], call);
+    return scores;
+  }
+  std::exception_ptr failure;  // an exception must not leave an OpenMP thread: rethrown after the loop
+#pragma omp parallel for schedule(dynamic) num_threads(threads)
+  for (std::int64_t call = 0; call < calls; ++call) {
+    try {
+      Workspace& ws = *m.workspaces[static_cast<std::size_t>(omp_get_thread_num())];
+      ws.threads = 1;
+      run(ws, call);
+    } catch (...) {
+#pragma omp critical(disranker_engine_failure)
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
   return scores;
 }
 
-void BertEngine::Impl::embed(std::span<const EncodedPair> pairs) {
+void BertEngine::Impl::embed(Workspace& ws, std::span<const EncodedPair> pairs) const {
   const std::int64_t h = config.hidden_size;
   const auto sequences = static_cast<std::int64_t>(pairs.size());
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) num_threads(ws.threads)
   for (std::int64_t s = 0; s < sequences; ++s) {
     const EncodedPair& pair = pairs[static_cast<std::size_t>(s)];
-    for (std::int64_t p = 0; p < lengths[static_cast<std::size_t>(s)]; ++p) {
+    for (std::int64_t p = 0; p < ws.lengths[static_cast<std::size_t>(s)]; ++p) {
       const auto id = static_cast<std::int64_t>(pair.ids[static_cast<std::size_t>(p)]);
       const auto type = static_cast<std::int64_t>(pair.type_ids[static_cast<std::size_t>(p)]);
-      const std::int64_t token = offsets[static_cast<std::size_t>(s)] + p;
-      float* row = x.row(token);
+      const std::int64_t token = ws.offsets[static_cast<std::size_t>(s)] + p;
+      float* row = ws.x.row(token);
       const float* w = word.data() + id * h;
       const float* pos = position.data() + p * h;
       const float* t = token_type.data() + type * h;
 #pragma omp simd
       for (std::int64_t j = 0; j < h; ++j) row[j] = w[j] + pos[j] + t[j];
       add_residual_norm(row, nullptr, h, embedding_norm, eps);
-      if (int8()) x.quantize(token, levels);
+      if (int8()) ws.x.quantize(token, levels);
     }
   }
 }
@@ -453,32 +497,32 @@ void BertEngine::Impl::embed(std::span<const EncodedPair> pairs) {
 // two small oneDNN GEMMs per head (scores = Q Kᵀ, out = softmax(scores) V; oneDNN does not nest). In int8
 // mode the sequence's output rows are quantized while still in cache, and only the quantized copy is kept
 // (ctx's floats are not read).
-void BertEngine::Impl::attention(std::int64_t sequences, const float* query, std::int64_t query_ld,
-                                 bool cls_only, Rows& ctx) {
+void BertEngine::Impl::attention(Workspace& ws, std::int64_t sequences, const float* query,
+                                 std::int64_t query_ld, bool cls_only, Rows& ctx) const {
   const std::int64_t h = config.hidden_size;
   const std::int64_t heads = config.num_attention_heads;
   const std::int64_t d = config.head_dim();
   const std::int64_t ld = 3 * h;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  const std::int64_t longest = *std::max_element(lengths.begin(), lengths.end());
+  const std::int64_t longest = *std::max_element(ws.lengths.begin(), ws.lengths.end());
   const bool kernel = options.fused_attention && attention_kernel_supports(d);
   const bool q8 = int8();
   // Per thread: the head's workspace, then (int8) the sequence's output rows.
   const std::int64_t scores_size = kernel ? attention_workspace_floats(longest, d) : longest * longest;
   const std::int64_t per_thread = scores_size + (q8 ? (cls_only ? 1 : longest) * h : 0);
-  if (attention_scores.size() < static_cast<std::size_t>(omp_get_max_threads() * per_thread))
-    attention_scores.resize(static_cast<std::size_t>(omp_get_max_threads() * per_thread));
-#pragma omp parallel for schedule(dynamic)
+  if (ws.attention_scores.size() < static_cast<std::size_t>(ws.threads * per_thread))
+    ws.attention_scores.resize(static_cast<std::size_t>(ws.threads * per_thread));
+#pragma omp parallel for schedule(dynamic) num_threads(ws.threads)
   for (std::int64_t s = 0; s < sequences; ++s) {
-    float* scores = attention_scores.data() + omp_get_thread_num() * per_thread;
-    const std::int64_t offset = offsets[static_cast<std::size_t>(s)];
-    const std::int64_t length = lengths[static_cast<std::size_t>(s)];
+    float* scores = ws.attention_scores.data() + omp_get_thread_num() * per_thread;
+    const std::int64_t offset = ws.offsets[static_cast<std::size_t>(s)];
+    const std::int64_t length = ws.lengths[static_cast<std::size_t>(s)];
     const std::int64_t rows = cls_only ? 1 : length;
     const std::int64_t first_row = cls_only ? s : offset;
     float* out = q8 ? scores + scores_size : ctx.row(first_row);
     for (std::int64_t head = 0; head < heads; ++head) {
-      const float* keys = qkv.row(offset) + h + head * d;
-      const float* values = qkv.row(offset) + 2 * h + head * d;
+      const float* keys = ws.qkv.row(offset) + h + head * d;
+      const float* values = ws.qkv.row(offset) + 2 * h + head * d;
       const float* q = query + first_row * query_ld + head * d;
       if (kernel) {
         AttentionHead job;
@@ -496,12 +540,12 @@ void BertEngine::Impl::attention(std::int64_t sequences, const float* query, std
         status =
             dnnl_sgemm('N', 'N', rows, d, length, 1.0f, scores, length, values, ld, 0.0f, out + head * d, h);
       }
-      if (status != dnnl_success) failed_status = status;  // thrown after the loop, not from a thread
+      if (status != dnnl_success) ws.failed_status = status;  // thrown after the loop, not from a thread
     }
     if (q8)
       for (std::int64_t r = 0; r < rows; ++r) ctx.quantize(first_row + r, levels, out + r * h);
   }
-  if (const int status = failed_status.exchange(dnnl_success); status != dnnl_success)
+  if (const int status = ws.failed_status.exchange(dnnl_success); status != dnnl_success)
     throw Error("bert engine: oneDNN sgemm failed in attention with status " + std::to_string(status));
 }
 
@@ -509,13 +553,14 @@ void BertEngine::Impl::attention(std::int64_t sequences, const float* query, std
 // rows out_ld apart): one GEMM over all rows, then a parallel pass that adds the bias (after dequantizing, in
 // int8 mode) and applies the fused row operation while the row is in cache.
 template <class RowOp>
-void BertEngine::Impl::dense(std::int64_t rows, const Rows& in, const Linear& linear, std::int64_t first,
-                             std::int64_t count, float* out, std::int64_t out_ld, RowOp op) {
+void BertEngine::Impl::dense(Workspace& ws, std::int64_t rows, const Rows& in, const Linear& linear,
+                             std::int64_t first, std::int64_t count, float* out, std::int64_t out_ld,
+                             RowOp op) const {
   const float* bias = linear.bias.data() + first;
   if (!int8()) {
     gemm(rows, count, linear.in, in.values.data(), in.width, linear.weight.data() + first, linear.out, out,
          out_ld);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(ws.threads)
     for (std::int64_t i = 0; i < rows; ++i) {
       float* row = out + i * out_ld;
 #pragma omp simd
@@ -525,20 +570,20 @@ void BertEngine::Impl::dense(std::int64_t rows, const Rows& in, const Linear& li
     return;
   }
   const Int8Weights& w = linear.int8;
-  const std::int64_t threads = omp_get_max_threads();
+  const std::int64_t threads = ws.threads;
   if (!linear.vnni.packed.empty()) {
     // int8 on the VNNI kernel: the dequantized rows come out of the GEMM; each thread takes blocks of rows
     // and applies the row operation to a block while it is in cache.
     // Rows per task: 96 (a block of weights is reused by more rows while in L1; 1–2% faster than 24 at one
     // thread), fewer when that would leave a thread without work (the last layer's [CLS] rows).
     const std::int64_t block = std::min<std::int64_t>(96, (rows + threads - 1) / threads);
-    if (out == nullptr && row_scratch.size() < static_cast<std::size_t>(threads * block * count))
-      row_scratch.resize(static_cast<std::size_t>(threads * block * count));
-#pragma omp parallel for schedule(dynamic)
+    if (out == nullptr && ws.row_scratch.size() < static_cast<std::size_t>(threads * block * count))
+      ws.row_scratch.resize(static_cast<std::size_t>(threads * block * count));
+#pragma omp parallel for schedule(dynamic) num_threads(ws.threads)
     for (std::int64_t first_row = 0; first_row < rows; first_row += block) {
       const std::int64_t m = std::min(block, rows - first_row);
       float* block_out = out != nullptr ? out + first_row * out_ld
-                                        : row_scratch.data() + omp_get_thread_num() * block * count;
+                                        : ws.row_scratch.data() + omp_get_thread_num() * block * count;
       const std::int64_t ld = out != nullptr ? out_ld : count;
       gemm_int8_dequantize(linear.vnni, w, first, count, m, in.quantized.data() + first_row * in.width,
                            in.width, in.scale.data() + first_row, in.zero.data() + first_row, bias, block_out,
@@ -553,22 +598,22 @@ void BertEngine::Impl::dense(std::int64_t rows, const Rows& in, const Linear& li
   // and back. Rows per block: the accumulators fill about kAccumulatorBytes, and every thread gets work.
   const std::int64_t block =
       std::min(std::max<std::int64_t>(16, kAccumulatorBytes / (4 * count)), (rows + threads - 1) / threads);
-  if (accumulators.size() < static_cast<std::size_t>(threads * block * count))
-    accumulators.resize(static_cast<std::size_t>(threads * block * count));
-  if (out == nullptr && row_scratch.size() < static_cast<std::size_t>(threads * count))
-    row_scratch.resize(static_cast<std::size_t>(threads * count));
-#pragma omp parallel
+  if (ws.accumulators.size() < static_cast<std::size_t>(threads * block * count))
+    ws.accumulators.resize(static_cast<std::size_t>(threads * block * count));
+  if (out == nullptr && ws.row_scratch.size() < static_cast<std::size_t>(threads * count))
+    ws.row_scratch.resize(static_cast<std::size_t>(threads * count));
+#pragma omp parallel num_threads(ws.threads)
   {
     const int thread = omp_get_thread_num();
-    std::int32_t* acc = accumulators.data() + thread * block * count;
-    float* scratch_row = row_scratch.data() + thread * count;
+    std::int32_t* acc = ws.accumulators.data() + thread * block * count;
+    float* scratch_row = ws.row_scratch.data() + thread * count;
 #pragma omp for schedule(dynamic)
     for (std::int64_t first_row = 0; first_row < rows; first_row += block) {
       const std::int64_t m = std::min(block, rows - first_row);
       const int status = try_gemm_int8(m, count, w.in, in.quantized.data() + first_row * in.width, in.width,
                                        w.values.data() + first, w.out, acc, count);
       if (status != 0) {
-        failed_status = status;  // thrown after the loop, not from a thread
+        ws.failed_status = status;  // thrown after the loop, not from a thread
         continue;
       }
       for (std::int64_t i = first_row; i < first_row + m; ++i) {
@@ -580,15 +625,15 @@ void BertEngine::Impl::dense(std::int64_t rows, const Rows& in, const Linear& li
       }
     }
   }
-  if (const int status = failed_status.exchange(dnnl_success); status != dnnl_success)
+  if (const int status = ws.failed_status.exchange(dnnl_success); status != dnnl_success)
     throw Error("bert engine: oneDNN gemm_u8s8s32 failed with status " + std::to_string(status));
 }
 
-void BertEngine::Impl::forward(std::span<const EncodedPair> pairs, double* out) {
+void BertEngine::Impl::forward(Workspace& ws, std::span<const EncodedPair> pairs, double* out) const {
   const std::int64_t h = config.hidden_size;
   const std::int64_t inner = config.intermediate_size;
   const auto sequences = static_cast<std::int64_t>(pairs.size());
-  offsets.clear(), lengths.clear();
+  ws.offsets.clear(), ws.lengths.clear();
   std::int64_t tokens = 0;
   for (const EncodedPair& pair : pairs) {
     if (pair.ids.empty()) throw Error("bert engine: an empty pair (no tokens)");
@@ -601,61 +646,62 @@ void BertEngine::Impl::forward(std::span<const EncodedPair> pairs, double* out) 
         throw Error("bert engine: token id " + std::to_string(pair.ids[i]) + " (type " +
                     std::to_string(pair.type_ids[i]) + ") outside the model's vocabulary");
     }
-    offsets.push_back(tokens);
-    lengths.push_back(static_cast<std::int64_t>(pair.ids.size()));
-    tokens += lengths.back();
+    ws.offsets.push_back(tokens);
+    ws.lengths.push_back(static_cast<std::int64_t>(pair.ids.size()));
+    tokens += ws.lengths.back();
   }
   const bool q = int8();
-  x.reserve(tokens, h, q), qkv.reserve(tokens, 3 * h, false), context.reserve(tokens, h, q, !q);
-  scratch.reserve(tokens, h, q), intermediate.reserve(tokens, inner, q, !q);
-  cls.reserve(sequences, h, q), cls_query.reserve(sequences, h, false),
-      cls_context.reserve(sequences, h, q, !q);
-  cls_scratch.reserve(sequences, h, q), cls_intermediate.reserve(sequences, inner, q, !q);
+  ws.x.reserve(tokens, h, q), ws.qkv.reserve(tokens, 3 * h, false), ws.context.reserve(tokens, h, q, !q);
+  ws.scratch.reserve(tokens, h, q), ws.intermediate.reserve(tokens, inner, q, !q);
+  ws.cls.reserve(sequences, h, q), ws.cls_query.reserve(sequences, h, false),
+      ws.cls_context.reserve(sequences, h, q, !q);
+  ws.cls_scratch.reserve(sequences, h, q), ws.cls_intermediate.reserve(sequences, inner, q, !q);
   const auto nothing = [](std::int64_t, float*) {};
 
   // One encoder layer over `rows` query rows (every token, or with the last layer the [CLS] rows only): the
   // layer's input is `in` (its rows are the residual), its output overwrites `in`.
   const auto attention_block = [&](const Layer& layer, std::int64_t rows, Rows& in, Rows& query,
                                    bool cls_only, Rows& ctx, Rows& mid, Rows& ffn) {
-    attention(sequences, query.values.data(), query.width, cls_only, ctx);
-    dense(rows, ctx, layer.attention_output, 0, h, mid.row(0), h, [&](std::int64_t i, float* row) {
+    attention(ws, sequences, query.values.data(), query.width, cls_only, ctx);
+    dense(ws, rows, ctx, layer.attention_output, 0, h, mid.row(0), h, [&](std::int64_t i, float* row) {
       add_residual_norm(row, in.row(i), h, layer.attention_norm, eps);
       if (q) mid.quantize(i, levels);  // the next dense layer reads the quantized row
     });
     // int8: only the quantized GELU output is read (by the next GEMM), its floats stay in a per-thread row.
-    dense(rows, mid, layer.intermediate, 0, inner, q ? nullptr : ffn.row(0), inner,
+    dense(ws, rows, mid, layer.intermediate, 0, inner, q ? nullptr : ffn.row(0), inner,
           [&](std::int64_t i, float* row) {
             activate(row, inner, activation);
             if (q) ffn.quantize(i, levels, row);
           });
-    dense(rows, ffn, layer.output, 0, h, in.row(0), h, [&](std::int64_t i, float* row) {
+    dense(ws, rows, ffn, layer.output, 0, h, in.row(0), h, [&](std::int64_t i, float* row) {
       add_residual_norm(row, mid.row(i), h, layer.output_norm, eps);
       if (q) in.quantize(i, levels);
     });
   };
 
-  embed(pairs);
+  embed(ws, pairs);
   const auto layer_count = static_cast<std::int64_t>(layers.size());
   for (std::int64_t l = 0; l + 1 < layer_count; ++l) {
     const Layer& layer = layers[static_cast<std::size_t>(l)];
-    dense(tokens, x, layer.qkv, 0, 3 * h, qkv.row(0), 3 * h, nothing);
-    attention_block(layer, tokens, x, qkv, false, context, scratch, intermediate);
+    dense(ws, tokens, ws.x, layer.qkv, 0, 3 * h, ws.qkv.row(0), 3 * h, nothing);
+    attention_block(layer, tokens, ws.x, ws.qkv, false, ws.context, ws.scratch, ws.intermediate);
   }
   // The [CLS] rows of the last layer's input; the last layer computes only them (keys and values: every row).
   for (std::int64_t s = 0; s < sequences; ++s) {
-    std::copy_n(x.row(offsets[static_cast<std::size_t>(s)]), h, cls.row(s));
-    if (q) cls.quantize(s, levels);
+    std::copy_n(ws.x.row(ws.offsets[static_cast<std::size_t>(s)]), h, ws.cls.row(s));
+    if (q) ws.cls.quantize(s, levels);
   }
   if (layer_count > 0) {
     const Layer& layer = layers.back();
-    dense(tokens, x, layer.qkv, h, 2 * h, qkv.row(0) + h, 3 * h, nothing);
-    dense(sequences, cls, layer.qkv, 0, h, cls_query.row(0), h, nothing);
-    attention_block(layer, sequences, cls, cls_query, true, cls_context, cls_scratch, cls_intermediate);
+    dense(ws, tokens, ws.x, layer.qkv, h, 2 * h, ws.qkv.row(0) + h, 3 * h, nothing);
+    dense(ws, sequences, ws.cls, layer.qkv, 0, h, ws.cls_query.row(0), h, nothing);
+    attention_block(layer, sequences, ws.cls, ws.cls_query, true, ws.cls_context, ws.cls_scratch,
+                    ws.cls_intermediate);
   }
   // Pooler and classifier (float32 in both modes).
-  gemm(sequences, h, h, cls.values.data(), h, pooler.weight.data(), h, cls_scratch.values.data(), h);
+  gemm(sequences, h, h, ws.cls.values.data(), h, pooler.weight.data(), h, ws.cls_scratch.values.data(), h);
   for (std::int64_t s = 0; s < sequences; ++s) {
-    const float* row = cls_scratch.row(s);
+    const float* row = ws.cls_scratch.row(s);
     double logit = classifier_bias;
     for (std::int64_t j = 0; j < h; ++j)
       logit += static_cast<double>(std::tanh(row[j] + pooler.bias[static_cast<std::size_t>(j)]) *

@@ -16,6 +16,9 @@
 //   - attention by a fused AVX-512 kernel per (sequence, head) (infer/attention.h: Q Kᵀ, softmax and P V
 //     without leaving L1/L2), else two small GEMMs with a vectorized softmax between them; OpenMP over rows
 //     and sequences;
+//   - many pairs: each thread runs whole forward passes over its own calls of a few hundred tokens, so
+//     the activations stay in its cache from layer to layer and no layer waits for the other threads;
+//     few pairs: one call at a time, each loop split across the threads;
 //   - buffers grow to the largest call and are reused: no allocation in the steady state.
 #pragma once
 
@@ -43,9 +46,12 @@ struct BertEngineOptions {
   // OpenMP threads of each scoring call (set in the calling thread, which may be a server's worker); 0: the
   // process's default (OMP_NUM_THREADS, else one per core).
   int threads = 0;
-  // Pairs are packed into forward calls of at most this many tokens (a longer pair goes alone): bounds
-  // memory.
-  std::size_t tokens_per_call = 8192;
+  // Pairs are packed into forward calls of at most this many tokens (a longer pair goes alone). With at
+  // least 4 pairs per thread each thread runs its own calls, whose activations then stay in its cache
+  // (MiniLM-L6 int8, 2 threads: 192 to 512 tokens all within 3% of each other, 12% faster than one call
+  // of 8,192 tokens split row by row across the threads); with fewer, one call of up to threads × this
+  // many tokens at a time uses every thread.
+  std::size_t tokens_per_call = 384;
   Precision precision = Precision::kFloat32;
   // Attention by the fused AVX-512 kernel (infer/attention.h) where the CPU and head size allow; false: two
   // oneDNN GEMMs per head with a softmax between them (the fallback, kept selectable to test and measure it).
