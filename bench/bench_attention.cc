@@ -1,7 +1,8 @@
 // One sequence's self-attention, all heads, one thread: the fast engine's fused AVX-512 kernel
 // (infer/attention.h) against the path it replaced, two oneDNN sgemm calls per head with a vectorized softmax
 // between them (the engine's fallback for other head sizes and CPUs). Reports GFLOP/s (4 · length² · hidden
-// FLOPs per sequence: Q Kᵀ and P V) as a counter; the ratio of the two rows is the kernel's gain.
+// FLOPs per sequence: Q Kᵀ and P V) as a counter; the ratio of the two rows is the kernel's gain. A third
+// row runs the kernel with bf16 products (AttentionHead::bf16, the int8 engine's choice).
 //
 // Usage: build/bench/bench_attention [--benchmark_filter=...]
 // Arguments of each row: length (tokens), head dimension; hidden = 12 heads × dimension (MiniLM-L6: 32,
@@ -61,6 +62,22 @@ void BM_AttentionKernel(benchmark::State& state) {
   report(state, s);
 }
 
+// The same kernel with bf16 products (what the int8 engine runs where the CPU has AVX512_BF16).
+void BM_AttentionKernelBf16(benchmark::State& state) {
+  Sequence s(state.range(0), state.range(1));
+  if (!attention_kernel_supports(s.dim) || !attention_bf16_supports())
+    return state.SkipWithError("no AVX512_BF16 on this CPU");
+  for (auto _ : state) {
+    for (std::int64_t h = 0; h < kHeads; ++h) {
+      AttentionHead job = s.head(h);
+      job.bf16 = true;
+      attention_head(job, s.workspace.data());
+    }
+    benchmark::DoNotOptimize(s.out.data());
+  }
+  report(state, s);
+}
+
 void BM_AttentionTwoSgemm(benchmark::State& state) {
   Sequence s(state.range(0), state.range(1));
   for (auto _ : state) {
@@ -85,6 +102,7 @@ void lengths(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_AttentionKernel)->Apply(lengths);
+BENCHMARK(BM_AttentionKernelBf16)->Apply(lengths);
 BENCHMARK(BM_AttentionTwoSgemm)->Apply(lengths);
 
 }  // namespace

@@ -2,9 +2,13 @@
 // by plain loops, on every shape class it has code for: head sizes 16, 32 and 64; key counts below, at and
 // across the 16-key vectors and 64-key blocks; query-row counts below, at and across its 8-row blocks; one
 // query row (the engine's last layer, [CLS] only); rows with gaps (leading dimensions wider than the head).
+// The bf16 path against the same reference computed from q, k and v rounded to bf16 (what its products
+// read): what remains is the rounding of the probabilities, at most 2⁻⁹ of each.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <random>
 #include <vector>
 
@@ -37,9 +41,15 @@ std::vector<double> reference(const Case& c, const std::vector<float>& q, const 
   return out;
 }
 
-TEST(AttentionKernel, MatchesSoftmaxQKtVInDoublePrecision) {
-  if (!attention_kernel_supports(32))
-    GTEST_SKIP() << "no AVX-512F on this CPU: the engine uses its GEMM path";
+// x rounded to the nearest bf16 (ties to even), as vcvtne2ps2bf16 rounds.
+float round_to_bf16(float x) {
+  auto bits = std::bit_cast<std::uint32_t>(x);
+  bits += 0x7fff + ((bits >> 16) & 1);
+  return std::bit_cast<float>(bits & 0xffff0000u);
+}
+
+// Runs every shape class through attention_head (with bf16 products or not) against the double reference.
+void expect_kernel_matches_reference(bool bf16) {
   std::mt19937 random(3);
   std::normal_distribution<float> normal(0.0f, 1.5f);  // wide scores: the softmax is far from uniform
   int checked = 0;
@@ -61,8 +71,14 @@ TEST(AttentionKernel, MatchesSoftmaxQKtVInDoublePrecision) {
         head.rows = rows, head.length = length, head.dim = dim;
         head.scale = 1.0f / std::sqrt(static_cast<float>(dim));
         head.out = out.data(), head.out_ld = out_ld;
+        head.bf16 = bf16;
         attention_head(head, workspace.data());
+        float largest_value = 0;
+        for (float& e : v) largest_value = std::max(largest_value, std::fabs(e));
+        for (auto* x : {&q, &k, &v})
+          for (float& e : *x) e = bf16 ? round_to_bf16(e) : e;
         const auto expected = reference(c, q, k, v, ld, head.scale);
+        const double tolerance = bf16 ? largest_value / 256.0 : 2e-5;
         for (std::int64_t r = 0; r < rows; ++r) {
           for (std::int64_t d = 0; d < out_ld; ++d) {
             const float got = out[static_cast<std::size_t>(r * out_ld + d)];
@@ -70,7 +86,7 @@ TEST(AttentionKernel, MatchesSoftmaxQKtVInDoublePrecision) {
               ASSERT_EQ(got, 12345.0f) << "wrote outside the head: row " << r << ", column " << d;
               continue;
             }
-            ASSERT_NEAR(got, expected[static_cast<std::size_t>(r * dim + d)], 2e-5)
+            ASSERT_NEAR(got, expected[static_cast<std::size_t>(r * dim + d)], tolerance)
                 << "dim " << dim << ", length " << length << ", rows " << rows << ", row " << r << ", column "
                 << d;
           }
@@ -80,6 +96,18 @@ TEST(AttentionKernel, MatchesSoftmaxQKtVInDoublePrecision) {
     }
   }
   EXPECT_EQ(checked, 3 * 8 * 5);
+}
+
+TEST(AttentionKernel, MatchesSoftmaxQKtVInDoublePrecision) {
+  if (!attention_kernel_supports(32))
+    GTEST_SKIP() << "no AVX-512F on this CPU: the engine uses its GEMM path";
+  expect_kernel_matches_reference(false);
+}
+
+TEST(AttentionKernel, MatchesTheReferenceOnBf16RoundedInputsWithBf16Products) {
+  if (!attention_kernel_supports(32) || !attention_bf16_supports())
+    GTEST_SKIP() << "no AVX512_BF16 on this CPU: the engine keeps float32 products";
+  expect_kernel_matches_reference(true);
 }
 
 TEST(AttentionKernel, SupportsBertsHeadSizesOnly) {

@@ -96,21 +96,13 @@ DISRANKER_AVX512 inline void scores_block(const float* const* q, const float* kt
     for (int b = 0; b < KB; ++b) _mm512_storeu_ps(scores + r * padded + j0 + 16 * b, acc[r][b]);
 }
 
-template <int R>
-DISRANKER_AVX512 void scores_rows(const float* const* q, const float* kt, std::int64_t padded,
-                                  std::int64_t dim, float* scores) {
+// block.template operator()<KB>(j0) over the 16-key vectors of a padded row: blocks of 64 keys, then the
+// tail of 1 to 3 vectors.
+template <class Block>
+void over_key_blocks(std::int64_t padded, Block&& block) {
   std::int64_t j = 0;
-  for (; j + 64 <= padded; j += 64) scores_block<R, 4>(q, kt, padded, dim, j, scores);
-  switch ((padded - j) / 16) {
-    case 3:
-      return scores_block<R, 3>(q, kt, padded, dim, j, scores);
-    case 2:
-      return scores_block<R, 2>(q, kt, padded, dim, j, scores);
-    case 1:
-      return scores_block<R, 1>(q, kt, padded, dim, j, scores);
-    default:
-      return;
-  }
+  for (; j + 64 <= padded; j += 64) block.template operator()<4>(j);
+  dispatch_count<3>(static_cast<int>((padded - j) / 16), [&]<int KB>() { block.template operator()<KB>(j); });
 }
 
 // Row r of the scores → exp(scale · (s − max)) over the first `length` columns, zero in the padding; returns
@@ -184,8 +176,11 @@ DISRANKER_AVX512 void attention_head_d(const AttentionHead& h, float* workspace)
     for (int r = 0; r < block; ++r)
       q[r] = h.query + (r0 + r) * h.query_ld, out[r] = h.out + (r0 + r) * h.out_ld;
     for (int r = 0; r < block; r += 4) {
-      dispatch_count<4>(std::min(4, block - r),
-                        [&]<int R>() { scores_rows<R>(q + r, kt, padded, h.dim, scores + r * padded); });
+      dispatch_count<4>(std::min(4, block - r), [&]<int R>() {
+        over_key_blocks(padded, [&]<int KB>(std::int64_t j0) {
+          scores_block<R, KB>(q + r, kt, padded, h.dim, j0, scores + r * padded);
+        });
+      });
     }
     float inverse_sum[kRowBlock];
     for (int r = 0; r < block; ++r)
@@ -198,17 +193,187 @@ DISRANKER_AVX512 void attention_head_d(const AttentionHead& h, float* workspace)
   }
 }
 
+// ---- bf16 products (AttentionHead::bf16) ----
+// The same three steps with Q Kᵀ and P V on vdpbf16ps, which multiplies pairs of bf16 values into float
+// accumulators: twice the products of an fp32 FMA per instruction. The operands are stored as pairs in one
+// 32-bit lane (low half the first of the pair); the softmax and the accumulation stay float32.
+
+#define DISRANKER_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
+
+// acc += a.low · b.low + a.high · b.high per lane. Inline assembly for the reason vnni_gemm.cc gives for
+// vpdpbusd (GCC 12 moves the accumulators around the intrinsic).
+DISRANKER_AVX512_BF16 inline void dpbf16(__m512& acc, __m512 a, __m512 b) {
+  asm("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+}
+
+// Lane i ← (bf16(x[2i]), bf16(x[2i + 1])) for the first n ∈ {16, 32} values of x; the other lanes zero.
+DISRANKER_AVX512_BF16 inline __m512 bf16_pairs(const float* x, std::int64_t n) {
+  const __m512 high = n > 16 ? _mm512_loadu_ps(x + 16) : _mm512_setzero_ps();
+  return _mm512_castsi512_ps(reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(high, _mm512_loadu_ps(x))));
+}
+
+// kt[p · padded + j] = the pair (key[j][2p], key[j][2p + 1]), zero for the padding keys: one 16 × 16
+// transpose of 32-bit lanes per 16 keys × 32 dimensions.
+DISRANKER_AVX512_BF16 void pack_keys_bf16(const AttentionHead& h, std::int64_t padded, float* kt) {
+  const std::int64_t chunk = std::min<std::int64_t>(32, h.dim);
+  for (std::int64_t j0 = 0; j0 < padded; j0 += 16) {
+    const std::int64_t keys = std::min<std::int64_t>(16, h.length - j0);
+    for (std::int64_t k0 = 0; k0 < h.dim; k0 += 32) {
+      __m512 block[16];
+#pragma GCC unroll 16
+      for (int j = 0; j < 16; ++j)
+        block[j] = j < keys ? bf16_pairs(h.key + (j0 + j) * h.kv_ld + k0, chunk) : _mm512_setzero_ps();
+      transpose_16x16(block);
+      for (std::int64_t p = 0; p < chunk / 2; ++p)
+        _mm512_storeu_ps(kt + (k0 / 2 + p) * padded + j0, block[p]);
+    }
+  }
+}
+
+// vp[jp · dim + d] = the pair (value[2jp][d], value[2jp + 1][d]) for jp < ⌈length / 2⌉ (a zero row after an
+// odd length).
+DISRANKER_AVX512_BF16 void pack_values_bf16(const AttentionHead& h, float* vp) {
+  // cvtne2ps gives the 16 bf16 of x then the 16 of y; the permutation interleaves them: x0 y0 x1 y1 ...
+  const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                              23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  for (std::int64_t jp = 0; 2 * jp < h.length; ++jp) {
+    const float* first = h.value + 2 * jp * h.kv_ld;
+    const bool second = 2 * jp + 1 < h.length;
+    for (std::int64_t d = 0; d < h.dim; d += 16) {
+      const __m512 y = second ? _mm512_loadu_ps(first + h.kv_ld + d) : _mm512_setzero_ps();
+      const __m512i both = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(y, _mm512_loadu_ps(first + d)));
+      _mm512_storeu_si512(vp + jp * h.dim + d, _mm512_permutexvar_epi16(interleave, both));
+    }
+  }
+}
+
+// scores[r][j0 .. j0 + 16·KB) = q[r] · Kᵀ from `pairs` dimension pairs: q[r][p] is a pair, kt as above.
+template <int R, int KB>
+DISRANKER_AVX512_BF16 inline void scores_block_bf16(const float* const* q, const float* kt,
+                                                    std::int64_t padded, std::int64_t pairs, std::int64_t j0,
+                                                    float* scores) {
+  __m512 acc[R * KB];  // flat: GCC 12 keeps a flat array of accumulators in registers
+#pragma GCC unroll 16
+  for (int i = 0; i < R * KB; ++i) acc[i] = _mm512_setzero_ps();
+  for (std::int64_t p = 0; p < pairs; ++p) {
+    __m512 keys[KB];
+#pragma GCC unroll 16
+    for (int b = 0; b < KB; ++b) keys[b] = _mm512_loadu_ps(kt + p * padded + j0 + 16 * b);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512 qk = _mm512_set1_ps(q[r][p]);
+#pragma GCC unroll 16
+      for (int b = 0; b < KB; ++b) dpbf16(acc[r * KB + b], qk, keys[b]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int b = 0; b < KB; ++b) _mm512_storeu_ps(scores + r * padded + j0 + 16 * b, acc[r * KB + b]);
+}
+
+// probabilities[j / 2] = the pair (row[j], row[j + 1]) for j < padded (even).
+DISRANKER_AVX512_BF16 void row_to_bf16_pairs(const float* row, std::int64_t padded, float* probabilities) {
+  for (std::int64_t j = 0; j < padded; j += 32)
+    _mm512_storeu_ps(probabilities + j / 2, bf16_pairs(row + j, std::min<std::int64_t>(32, padded - j)));
+}
+
+// out[r] = inverse_sum[r] · Σ_jp p[r][jp] · vp[jp] (pairs of keys) for R rows and a head of 16·D dimensions.
+template <int R, int D>
+DISRANKER_AVX512_BF16 void output_rows_bf16(const float* p, std::int64_t p_ld, std::int64_t pairs,
+                                            const float* vp, const float* inverse_sum, float* const* out) {
+  __m512 acc[R * D];
+#pragma GCC unroll 16
+  for (int i = 0; i < R * D; ++i) acc[i] = _mm512_setzero_ps();
+  for (std::int64_t jp = 0; jp < pairs; ++jp) {
+    __m512 values[D];
+#pragma GCC unroll 16
+    for (int b = 0; b < D; ++b) values[b] = _mm512_loadu_ps(vp + jp * 16 * D + 16 * b);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512 weight = _mm512_set1_ps(p[r * p_ld + jp]);
+#pragma GCC unroll 16
+      for (int b = 0; b < D; ++b) dpbf16(acc[r * D + b], weight, values[b]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const __m512 inverse = _mm512_set1_ps(inverse_sum[r]);
+#pragma GCC unroll 16
+    for (int b = 0; b < D; ++b) _mm512_storeu_ps(out[r] + 16 * b, _mm512_mul_ps(acc[r * D + b], inverse));
+  }
+}
+
+template <int D>
+DISRANKER_AVX512_BF16 void attention_head_bf16_d(const AttentionHead& h, float* workspace) {
+  const std::int64_t padded = padded_length(h.length);
+  const std::int64_t dim_pairs = h.dim / 2, key_pairs = (h.length + 1) / 2;
+  float* kt = workspace;                               // [dim / 2][padded] pairs
+  float* vp = kt + dim_pairs * padded;                 // [padded / 2][dim] pairs
+  float* scores = vp + padded / 2 * h.dim;             // [kRowBlock][padded]
+  float* probabilities = scores + kRowBlock * padded;  // [kRowBlock][padded / 2] pairs
+  pack_keys_bf16(h, padded, kt);
+  pack_values_bf16(h, vp);
+  constexpr int kOutputRows = std::min(kRowBlock, 16 / D);
+  for (std::int64_t r0 = 0; r0 < h.rows; r0 += kRowBlock) {
+    const int block = static_cast<int>(std::min<std::int64_t>(kRowBlock, h.rows - r0));
+    float query_pairs[kRowBlock][32];  // dim ≤ 64
+    const float* q[kRowBlock];
+    float* out[kRowBlock];
+    for (int r = 0; r < block; ++r) {
+      const float* row = h.query + (r0 + r) * h.query_ld;
+      for (std::int64_t k0 = 0; k0 < h.dim; k0 += 32)
+        _mm512_storeu_ps(query_pairs[r] + k0 / 2, bf16_pairs(row + k0, std::min<std::int64_t>(32, h.dim)));
+      q[r] = query_pairs[r], out[r] = h.out + (r0 + r) * h.out_ld;
+    }
+    for (int r = 0; r < block; r += 4) {
+      dispatch_count<4>(std::min(4, block - r), [&]<int R>() {
+        over_key_blocks(padded, [&]<int KB>(std::int64_t j0) {
+          scores_block_bf16<R, KB>(q + r, kt, padded, dim_pairs, j0, scores + r * padded);
+        });
+      });
+    }
+    float inverse_sum[kRowBlock];
+    for (int r = 0; r < block; ++r) {
+      inverse_sum[r] = exponentiate_row(scores + r * padded, h.length, padded, h.scale);
+      row_to_bf16_pairs(scores + r * padded, padded, probabilities + r * padded / 2);
+    }
+    for (int r = 0; r < block; r += kOutputRows) {
+      dispatch_count<kOutputRows>(std::min(kOutputRows, block - r), [&]<int R>() {
+        output_rows_bf16<R, D>(probabilities + r * padded / 2, padded / 2, key_pairs, vp, inverse_sum + r,
+                               out + r);
+      });
+    }
+  }
+}
+
 }  // namespace
 
 bool attention_kernel_supports(std::int64_t dim) {
   return vector_math_uses_avx512() && (dim == 16 || dim == 32 || dim == 64);
 }
 
+bool attention_bf16_supports() {
+  static const bool bf16 =
+      vector_math_uses_avx512() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16");
+  return bf16;
+}
+
 std::int64_t attention_workspace_floats(std::int64_t length, std::int64_t dim) {
-  return (dim + kRowBlock) * padded_length(length);
+  return (dim + 2 * kRowBlock) * padded_length(length);  // the bf16 path's layout is the larger
 }
 
 void attention_head(const AttentionHead& head, float* workspace) {
+  if (head.bf16) {
+    switch (head.dim) {
+      case 16:
+        return attention_head_bf16_d<1>(head, workspace);
+      case 32:
+        return attention_head_bf16_d<2>(head, workspace);
+      default:
+        return attention_head_bf16_d<4>(head, workspace);
+    }
+  }
   switch (head.dim) {
     case 16:
       return attention_head_d<1>(head, workspace);

@@ -23,11 +23,17 @@ struct AttentionHead {
   float scale = 1.0f;    // applied to the scores before the softmax (1/√dim in BERT)
   float* out = nullptr;  // rows × dim, rows out_ld apart
   std::int64_t out_ld = 0;
+  // Q Kᵀ and P V from bf16 operands (rounded from the float inputs; float accumulation and softmax):
+  // twice the products per instruction. attention_bf16_supports() must hold.
+  bool bf16 = false;
 };
 
 // Whether attention_head runs heads of `dim` dimensions on this CPU: AVX-512F and dim 16, 32 or 64 (BERT's
 // usual head sizes); otherwise the engine uses its GEMM path.
 bool attention_kernel_supports(std::int64_t dim);
+
+// Whether the CPU runs the bf16 products (AVX512_BF16).
+bool attention_bf16_supports();
 
 // Floats of workspace attention_head needs for `length` keys of `dim` dimensions.
 std::int64_t attention_workspace_floats(std::int64_t length, std::int64_t dim);

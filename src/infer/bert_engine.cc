@@ -507,6 +507,7 @@ void BertEngine::Impl::attention(Workspace& ws, std::int64_t sequences, const fl
   const std::int64_t longest = *std::max_element(ws.lengths.begin(), ws.lengths.end());
   const bool kernel = options.fused_attention && attention_kernel_supports(d);
   const bool q8 = int8();
+  const bool bf16 = q8 && options.bf16_attention && attention_bf16_supports();
   // Per thread: the head's workspace, then (int8) the sequence's output rows.
   const std::int64_t scores_size = kernel ? attention_workspace_floats(longest, d) : longest * longest;
   const std::int64_t per_thread = scores_size + (q8 ? (cls_only ? 1 : longest) * h : 0);
@@ -528,7 +529,7 @@ void BertEngine::Impl::attention(Workspace& ws, std::int64_t sequences, const fl
         AttentionHead job;
         job.query = q, job.query_ld = query_ld, job.key = keys, job.value = values, job.kv_ld = ld;
         job.rows = rows, job.length = length, job.dim = d, job.scale = scale;
-        job.out = out + head * d, job.out_ld = h;
+        job.out = out + head * d, job.out_ld = h, job.bf16 = bf16;
         attention_head(job, scores);
         continue;
       }

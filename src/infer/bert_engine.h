@@ -59,6 +59,11 @@ struct BertEngineOptions {
   // int8 dense layers by the VNNI kernel with the dequantization in its epilogue (infer/vnni_gemm.h) where
   // the CPU has AVX-512 VNNI; false: oneDNN's u8s8s32 GEMM and a dequantizing pass (the fallback).
   bool vnni_kernel = true;
+  // int8 mode: the fused attention kernel multiplies bf16-rounded operands (AttentionHead::bf16) where the
+  // CPU has AVX512_BF16: 1.5× its float32 speed on MiniLM-L6's heads (bench/bench_attention), for a
+  // rounding the size of the int8 layers' own (`disranker quantize` measures both together). float32 mode
+  // never rounds.
+  bool bf16_attention = true;
 };
 
 class BertEngine : public PairScorer {
