@@ -105,28 +105,37 @@ void over_key_blocks(std::int64_t padded, Block&& block) {
   dispatch_count<3>(static_cast<int>((padded - j) / 16), [&]<int KB>() { block.template operator()<KB>(j); });
 }
 
-// Row r of the scores → exp(scale · (s − max)) over the first `length` columns, zero in the padding; returns
-// 1 / the sum, applied to the output instead of to every probability.
-DISRANKER_AVX512 float exponentiate_row(float* row, std::int64_t length, std::int64_t padded, float scale) {
+// The largest of the first `length` scores of a row.
+DISRANKER_AVX512 inline float row_max(const float* row, std::int64_t length) {
   const __mmask16 tail = static_cast<__mmask16>((1u << (length % 16)) - 1);
   const std::int64_t full = length / 16 * 16;
   __m512 top = _mm512_set1_ps(-INFINITY);
   for (std::int64_t j = 0; j < full; j += 16) top = _mm512_max_ps(top, _mm512_loadu_ps(row + j));
   if (tail != 0) top = _mm512_mask_max_ps(top, tail, top, _mm512_loadu_ps(row + full));
-  const float most = _mm512_reduce_max_ps(top);
-  // exp(scale · (s − most)) = 2^(s · c − most · c) with c = scale · log2(e).
+  return _mm512_reduce_max_ps(top);
+}
+
+// exp(scale · (s − most)) = 2^(s · c − most · c) with c = scale · log2(e), for the 16 scores at `at`, zero
+// outside `keep`.
+DISRANKER_AVX512 inline __m512 exp_scores(const float* at, __mmask16 keep, __m512 c, __m512 shift) {
+  return _mm512_maskz_mov_ps(keep, exp2_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(at), c, shift)));
+}
+
+// The first `length` lanes of a 16-lane vector starting at j (all, some or none).
+inline __mmask16 lanes_below(std::int64_t length, std::int64_t j) {
+  const std::int64_t n = std::clamp<std::int64_t>(length - j, 0, 16);
+  return static_cast<__mmask16>((1u << n) - 1);
+}
+
+// Row r of the scores → exp(scale · (s − max)) over the first `length` columns, zero in the padding; returns
+// 1 / the sum, applied to the output instead of to every probability.
+DISRANKER_AVX512 float exponentiate_row(float* row, std::int64_t length, std::int64_t padded, float scale) {
   const float c = scale * 1.44269504089f;
-  const __m512 s = _mm512_set1_ps(c), shift = _mm512_set1_ps(c * most);
+  const __m512 cv = _mm512_set1_ps(c), shift = _mm512_set1_ps(c * row_max(row, length));
   __m512 sum = _mm512_setzero_ps();
-  for (std::int64_t j = 0; j < full; j += 16) {
-    const __m512 e = exp2_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(row + j), s, shift));
+  for (std::int64_t j = 0; j < padded; j += 16) {
+    const __m512 e = exp_scores(row + j, lanes_below(length, j), cv, shift);
     _mm512_storeu_ps(row + j, e);
-    sum = _mm512_add_ps(sum, e);
-  }
-  if (full < padded) {
-    const __m512 e =
-        _mm512_maskz_mov_ps(tail, exp2_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(row + full), s, shift)));
-    _mm512_storeu_ps(row + full, e);
     sum = _mm512_add_ps(sum, e);
   }
   return 1.0f / _mm512_reduce_add_ps(sum);
@@ -272,10 +281,23 @@ DISRANKER_AVX512_BF16 inline void scores_block_bf16(const float* const* q, const
     for (int b = 0; b < KB; ++b) _mm512_storeu_ps(scores + r * padded + j0 + 16 * b, acc[r * KB + b]);
 }
 
-// probabilities[j / 2] = the pair (row[j], row[j + 1]) for j < padded (even).
-DISRANKER_AVX512_BF16 void row_to_bf16_pairs(const float* row, std::int64_t padded, float* probabilities) {
-  for (std::int64_t j = 0; j < padded; j += 32)
-    _mm512_storeu_ps(probabilities + j / 2, bf16_pairs(row + j, std::min<std::int64_t>(32, padded - j)));
+// exponentiate_row with the probabilities written as bf16 pairs, probabilities[j / 2] = (p[j], p[j + 1]) for
+// j < padded, straight from the registers (the float scores are left as they were).
+DISRANKER_AVX512_BF16 float exponentiate_row_bf16(const float* row, std::int64_t length, std::int64_t padded,
+                                                  float scale, float* probabilities) {
+  const float c = scale * 1.44269504089f;
+  const __m512 cv = _mm512_set1_ps(c), shift = _mm512_set1_ps(c * row_max(row, length));
+  __m512 sum = _mm512_setzero_ps();
+  for (std::int64_t j = 0; j < padded; j += 32) {
+    const __m512 low = exp_scores(row + j, lanes_below(length, j), cv, shift);
+    const bool two = j + 16 < padded;  // padded is a multiple of 16, not always of 32
+    const __m512 high =
+        two ? exp_scores(row + j + 16, lanes_below(length, j + 16), cv, shift) : _mm512_setzero_ps();
+    sum = _mm512_add_ps(sum, _mm512_add_ps(low, high));
+    const __m512i pairs = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(high, low));
+    _mm512_mask_storeu_epi32(probabilities + j / 2, two ? 0xffff : 0x00ff, pairs);
+  }
+  return 1.0f / _mm512_reduce_add_ps(sum);
 }
 
 // out[r] = inverse_sum[r] · Σ_jp p[r][jp] · vp[jp] (pairs of keys) for R rows and a head of 16·D dimensions.
@@ -335,8 +357,8 @@ DISRANKER_AVX512_BF16 void attention_head_bf16_d(const AttentionHead& h, float* 
     }
     float inverse_sum[kRowBlock];
     for (int r = 0; r < block; ++r) {
-      inverse_sum[r] = exponentiate_row(scores + r * padded, h.length, padded, h.scale);
-      row_to_bf16_pairs(scores + r * padded, padded, probabilities + r * padded / 2);
+      inverse_sum[r] = exponentiate_row_bf16(scores + r * padded, h.length, padded, h.scale,
+                                             probabilities + r * padded / 2);
     }
     for (int r = 0; r < block; r += kOutputRows) {
       dispatch_count<kOutputRows>(std::min(kOutputRows, block - r), [&]<int R>() {
