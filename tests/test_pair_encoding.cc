@@ -58,6 +58,28 @@ TEST(BertPairTemplate, OneTextFieldEncodesLikeAStandardSentencePair) {
   EXPECT_EQ(encoder.encode("w1", "w5", "").ids, (std::vector<TokenId>{101, 1, 102, 5, 102}));
 }
 
+// A model's encoder takes its budget from the caller and refuses one its position embeddings cannot hold,
+// naming the model and the limit.
+TEST(ModelPairEncoder, TakesTheBudgetWithinTheModelsPositions) {
+  ToyTokenizer tok(true);
+  PairEncoderOptions options;
+  options.protected_query_tokens = 2;
+  const auto encoder = make_model_pair_encoder(tok, options, 10, 64, "models/student");
+  EXPECT_EQ(encoder->options().max_length, 10u);
+  EXPECT_EQ(encoder->encode("w1 w2", "w21 w22", words(31, 5)).ids.size(), 10u);
+  EXPECT_EQ(make_model_pair_encoder(tok, options, 64, 64, "m")->options().max_length, 64u);
+  for (const std::int64_t bad : {0, -3, 65}) {
+    try {
+      make_model_pair_encoder(tok, options, bad, 64, "models/student");
+      ADD_FAILURE() << "accepted max_length " << bad;
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("models/student"), std::string::npos) << what;
+      EXPECT_NE(what.find("must be in [1, 64]"), std::string::npos) << what;
+    }
+  }
+}
+
 TEST(Truncation, CutsTheSummaryFirst) {
   ToyTokenizer tok(true);
   PairEncoderOptions options;

@@ -375,17 +375,11 @@ std::unique_ptr<BertEngine> BertEngine::load(const std::string& dir, std::int64_
 
 void BertEngine::set_max_length(std::int64_t max_length) {
   Impl& m = *impl_;
-  if (max_length < 1 || max_length > m.config.max_position_embeddings) {
-    throw Error(m.dir, 0, "max_length",
-                std::to_string(max_length) + " must be in [1, " +
-                    std::to_string(m.config.max_position_embeddings) +
-                    "] (the model's max_position_embeddings)");
-  }
-  m.manifest.max_length = max_length;
   PairEncoderOptions options;
   options.style = PairStyle::kBert;
-  options.max_length = static_cast<std::size_t>(max_length);
-  m.encoder = std::make_unique<PairEncoder>(*m.tokenizer, options);
+  m.encoder =
+      make_model_pair_encoder(*m.tokenizer, options, max_length, m.config.max_position_embeddings, m.dir);
+  m.manifest.max_length = max_length;
 }
 
 EncodedPair BertEngine::encode(std::string_view query, std::string_view title, std::string_view summary,

@@ -170,16 +170,10 @@ void Ranker::sync_encoder() const {
   const std::int64_t max_positions = architecture_ == Architecture::kBert
                                          ? bert_->config().max_position_embeddings
                                          : decoder_->config().max_position_embeddings;
-  if (manifest_.max_length < 1 || manifest_.max_length > max_positions) {
-    throw Error(source_, 0, "max_length",
-                std::to_string(manifest_.max_length) + " must be in [1, " + std::to_string(max_positions) +
-                    "] (the model's max_position_embeddings)");
-  }
   PairEncoderOptions options;
-  options.max_length = static_cast<std::size_t>(manifest_.max_length);
   options.style = architecture_ == Architecture::kBert ? PairStyle::kBert : PairStyle::kDecoder;
   options.add_bos = architecture_ == Architecture::kDecoder && tokenizer_->special().bos >= 0;
-  encoder_ = std::make_unique<PairEncoder>(*tokenizer_, options);
+  encoder_ = make_model_pair_encoder(*tokenizer_, options, manifest_.max_length, max_positions, source_);
 }
 
 std::unique_ptr<Ranker> Ranker::load(const std::string& dir, const torch::Device& device,

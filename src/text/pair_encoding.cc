@@ -115,6 +115,18 @@ EncodedPair PairEncoder::encode_single(std::string_view text) const {
   return out;
 }
 
+std::unique_ptr<PairEncoder> make_model_pair_encoder(const Tokenizer& tokenizer, PairEncoderOptions options,
+                                                     std::int64_t max_length, std::int64_t max_positions,
+                                                     const std::string& source) {
+  if (max_length < 1 || max_length > max_positions) {
+    throw Error(source, 0, "max_length",
+                std::to_string(max_length) + " must be in [1, " + std::to_string(max_positions) +
+                    "] (the model's max_position_embeddings)");
+  }
+  options.max_length = static_cast<std::size_t>(max_length);
+  return std::make_unique<PairEncoder>(tokenizer, std::move(options));
+}
+
 Batch make_batch(std::span<const EncodedPair> pairs, TokenId pad_id) {
   Batch batch;
   batch.batch_size = pairs.size();

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -67,6 +68,12 @@ class PairEncoder {
   PairEncoderOptions options_;
   std::vector<TokenId> query_prefix_ids_, document_prefix_ids_, separator_ids_;
 };
+
+// The pair encoder of a model with `max_positions` position embeddings, for a pair budget of max_length
+// tokens: Error naming `source` and max_length when the budget is outside [1, max_positions].
+std::unique_ptr<PairEncoder> make_model_pair_encoder(const Tokenizer& tokenizer, PairEncoderOptions options,
+                                                     std::int64_t max_length, std::int64_t max_positions,
+                                                     const std::string& source);
 
 // A padded batch, row-major [batch, seq_len], padded on the right to the longest sequence of the batch
 // (dynamic padding). attention_mask is 1 on real tokens; lengths[i] - 1 is the index of row i's last real
