@@ -69,17 +69,29 @@ DISRANKER_AVX512 void transpose_keys(const AttentionHead& h, std::int64_t padded
   }
 }
 
-// scores[r][j0 .. j0 + 16·KB) = q[r] · Kᵀ for R query rows: R × KB accumulators, one 16-key vector of Kᵀ per
-// load and one broadcast query element per row and dimension.
-template <int R, int KB>
+// acc += a · b: a float FMA, or with kBf16 vdpbf16ps, which reads each 32-bit lane as a pair of bf16 values
+// (a.low · b.low + a.high · b.high: twice the products per instruction). vdpbf16ps as inline assembly: with
+// the intrinsic GCC 12 moves the accumulators around each instruction (see vnni_gemm.cc), and the assembly
+// needs no target attribute in the templates that take both paths (it runs only after
+// attention_bf16_supports()).
+template <bool kBf16>
+DISRANKER_AVX512 inline void multiply_add(__m512& acc, __m512 a, __m512 b) {
+  if constexpr (kBf16)
+    asm("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  else
+    acc = _mm512_fmadd_ps(a, b, acc);
+}
+
+// scores[r][j0 .. j0 + 16·KB) = q[r] · Kᵀ for R query rows over `steps` rows of kt (dimensions; with kBf16
+// dimension pairs, and q[r][step] a pair too): R × KB accumulators, one 16-key vector of kt per load and one
+// broadcast query element per row and step.
+template <int R, int KB, bool kBf16>
 DISRANKER_AVX512 inline void scores_block(const float* const* q, const float* kt, std::int64_t padded,
-                                          std::int64_t dim, std::int64_t j0, float* scores) {
-  __m512 acc[R][KB];
+                                          std::int64_t steps, std::int64_t j0, float* scores) {
+  __m512 acc[R * KB];  // flat: GCC 12 keeps a flat array of accumulators in registers
 #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 16
-    for (int b = 0; b < KB; ++b) acc[r][b] = _mm512_setzero_ps();
-  for (std::int64_t k = 0; k < dim; ++k) {
+  for (int i = 0; i < R * KB; ++i) acc[i] = _mm512_setzero_ps();
+  for (std::int64_t k = 0; k < steps; ++k) {
     __m512 keys[KB];
 #pragma GCC unroll 16
     for (int b = 0; b < KB; ++b) keys[b] = _mm512_loadu_ps(kt + k * padded + j0 + 16 * b);
@@ -87,13 +99,13 @@ DISRANKER_AVX512 inline void scores_block(const float* const* q, const float* kt
     for (int r = 0; r < R; ++r) {
       const __m512 qk = _mm512_set1_ps(q[r][k]);
 #pragma GCC unroll 16
-      for (int b = 0; b < KB; ++b) acc[r][b] = _mm512_fmadd_ps(qk, keys[b], acc[r][b]);
+      for (int b = 0; b < KB; ++b) multiply_add<kBf16>(acc[r * KB + b], qk, keys[b]);
     }
   }
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
-    for (int b = 0; b < KB; ++b) _mm512_storeu_ps(scores + r * padded + j0 + 16 * b, acc[r][b]);
+    for (int b = 0; b < KB; ++b) _mm512_storeu_ps(scores + r * padded + j0 + 16 * b, acc[r * KB + b]);
 }
 
 // block.template operator()<KB>(j0) over the 16-key vectors of a padded row: blocks of 64 keys, then the
@@ -141,79 +153,38 @@ DISRANKER_AVX512 float exponentiate_row(float* row, std::int64_t length, std::in
   return 1.0f / _mm512_reduce_add_ps(sum);
 }
 
-// out[r] = inverse_sum[r] · Σ_j p[r][j] V[j] for R rows and a head of 16·D dimensions: R × D accumulators,
-// the value rows read directly from the packed activations.
-template <int R, int D>
-DISRANKER_AVX512 void output_rows(const float* p, std::int64_t padded, const AttentionHead& h,
-                                  const float* inverse_sum, float* const* out) {
-  __m512 acc[R][D];
+// out[r] = inverse_sum[r] · Σ_step p[r][step] · values[step] for R rows and a head of 16·D dimensions: R × D
+// accumulators. Float: the steps are keys and the values are read from the packed activations' rows; kBf16:
+// the steps are key pairs, p[r] and the values pairs (pack_values_bf16).
+template <int R, int D, bool kBf16>
+DISRANKER_AVX512 void output_rows(const float* p, std::int64_t p_ld, std::int64_t steps, const float* values,
+                                  std::int64_t values_ld, const float* inverse_sum, float* const* out) {
+  __m512 acc[R * D];
 #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
+  for (int i = 0; i < R * D; ++i) acc[i] = _mm512_setzero_ps();
+  for (std::int64_t j = 0; j < steps; ++j) {
+    __m512 v[D];
 #pragma GCC unroll 16
-    for (int b = 0; b < D; ++b) acc[r][b] = _mm512_setzero_ps();
-  for (std::int64_t j = 0; j < h.length; ++j) {
-    __m512 values[D];
-#pragma GCC unroll 16
-    for (int b = 0; b < D; ++b) values[b] = _mm512_loadu_ps(h.value + j * h.kv_ld + 16 * b);
+    for (int b = 0; b < D; ++b) v[b] = _mm512_loadu_ps(values + j * values_ld + 16 * b);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const __m512 weight = _mm512_set1_ps(p[r * padded + j]);
+      const __m512 weight = _mm512_set1_ps(p[r * p_ld + j]);
 #pragma GCC unroll 16
-      for (int b = 0; b < D; ++b) acc[r][b] = _mm512_fmadd_ps(weight, values[b], acc[r][b]);
+      for (int b = 0; b < D; ++b) multiply_add<kBf16>(acc[r * D + b], weight, v[b]);
     }
   }
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     const __m512 inverse = _mm512_set1_ps(inverse_sum[r]);
 #pragma GCC unroll 16
-    for (int b = 0; b < D; ++b) _mm512_storeu_ps(out[r] + 16 * b, _mm512_mul_ps(acc[r][b], inverse));
+    for (int b = 0; b < D; ++b) _mm512_storeu_ps(out[r] + 16 * b, _mm512_mul_ps(acc[r * D + b], inverse));
   }
 }
 
-template <int D>
-DISRANKER_AVX512 void attention_head_d(const AttentionHead& h, float* workspace) {
-  const std::int64_t padded = padded_length(h.length);
-  float* kt = workspace;
-  float* scores = workspace + h.dim * padded;
-  transpose_keys(h, padded, kt);
-  // Output rows per accumulation pass: 16 accumulators at most (a 32-register file with the values).
-  constexpr int kOutputRows = std::min(kRowBlock, 16 / D);
-  for (std::int64_t r0 = 0; r0 < h.rows; r0 += kRowBlock) {
-    const int block = static_cast<int>(std::min<std::int64_t>(kRowBlock, h.rows - r0));
-    const float* q[kRowBlock];
-    float* out[kRowBlock];
-    for (int r = 0; r < block; ++r)
-      q[r] = h.query + (r0 + r) * h.query_ld, out[r] = h.out + (r0 + r) * h.out_ld;
-    for (int r = 0; r < block; r += 4) {
-      dispatch_count<4>(std::min(4, block - r), [&]<int R>() {
-        over_key_blocks(padded, [&]<int KB>(std::int64_t j0) {
-          scores_block<R, KB>(q + r, kt, padded, h.dim, j0, scores + r * padded);
-        });
-      });
-    }
-    float inverse_sum[kRowBlock];
-    for (int r = 0; r < block; ++r)
-      inverse_sum[r] = exponentiate_row(scores + r * padded, h.length, padded, h.scale);
-    for (int r = 0; r < block; r += kOutputRows) {
-      dispatch_count<kOutputRows>(std::min(kOutputRows, block - r), [&]<int R>() {
-        output_rows<R, D>(scores + r * padded, padded, h, inverse_sum + r, out + r);
-      });
-    }
-  }
-}
-
-// ---- bf16 products (AttentionHead::bf16) ----
-// The same three steps with Q Kᵀ and P V on vdpbf16ps, which multiplies pairs of bf16 values into float
-// accumulators: twice the products of an fp32 FMA per instruction. The operands are stored as pairs in one
-// 32-bit lane (low half the first of the pair); the softmax and the accumulation stay float32.
+// bf16 operands (AttentionHead::bf16): stored as pairs in one 32-bit lane (low half the first of the pair);
+// the softmax and the accumulation stay float32.
 
 #define DISRANKER_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))
-
-// acc += a.low · b.low + a.high · b.high per lane. Inline assembly for the reason vnni_gemm.cc gives for
-// vpdpbusd (GCC 12 moves the accumulators around the intrinsic).
-DISRANKER_AVX512_BF16 inline void dpbf16(__m512& acc, __m512 a, __m512 b) {
-  asm("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
-}
 
 // Lane i ← (bf16(x[2i]), bf16(x[2i + 1])) for the first n ∈ {16, 32} values of x; the other lanes zero.
 DISRANKER_AVX512_BF16 inline __m512 bf16_pairs(const float* x, std::int64_t n) {
@@ -256,29 +227,10 @@ DISRANKER_AVX512_BF16 void pack_values_bf16(const AttentionHead& h, float* vp) {
   }
 }
 
-// scores[r][j0 .. j0 + 16·KB) = q[r] · Kᵀ from `pairs` dimension pairs: q[r][p] is a pair, kt as above.
-template <int R, int KB>
-DISRANKER_AVX512_BF16 inline void scores_block_bf16(const float* const* q, const float* kt,
-                                                    std::int64_t padded, std::int64_t pairs, std::int64_t j0,
-                                                    float* scores) {
-  __m512 acc[R * KB];  // flat: GCC 12 keeps a flat array of accumulators in registers
-#pragma GCC unroll 16
-  for (int i = 0; i < R * KB; ++i) acc[i] = _mm512_setzero_ps();
-  for (std::int64_t p = 0; p < pairs; ++p) {
-    __m512 keys[KB];
-#pragma GCC unroll 16
-    for (int b = 0; b < KB; ++b) keys[b] = _mm512_loadu_ps(kt + p * padded + j0 + 16 * b);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m512 qk = _mm512_set1_ps(q[r][p]);
-#pragma GCC unroll 16
-      for (int b = 0; b < KB; ++b) dpbf16(acc[r * KB + b], qk, keys[b]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 16
-    for (int b = 0; b < KB; ++b) _mm512_storeu_ps(scores + r * padded + j0 + 16 * b, acc[r * KB + b]);
+// The first `dim` values of a query row as dim / 2 bf16 pairs.
+DISRANKER_AVX512_BF16 void query_pairs_bf16(const float* row, std::int64_t dim, float* pairs) {
+  for (std::int64_t k0 = 0; k0 < dim; k0 += 32)
+    _mm512_storeu_ps(pairs + k0 / 2, bf16_pairs(row + k0, std::min<std::int64_t>(32, dim)));
 }
 
 // exponentiate_row with the probabilities written as bf16 pairs, probabilities[j / 2] = (p[j], p[j + 1]) for
@@ -300,72 +252,68 @@ DISRANKER_AVX512_BF16 float exponentiate_row_bf16(const float* row, std::int64_t
   return 1.0f / _mm512_reduce_add_ps(sum);
 }
 
-// out[r] = inverse_sum[r] · Σ_jp p[r][jp] · vp[jp] (pairs of keys) for R rows and a head of 16·D dimensions.
-template <int R, int D>
-DISRANKER_AVX512_BF16 void output_rows_bf16(const float* p, std::int64_t p_ld, std::int64_t pairs,
-                                            const float* vp, const float* inverse_sum, float* const* out) {
-  __m512 acc[R * D];
-#pragma GCC unroll 16
-  for (int i = 0; i < R * D; ++i) acc[i] = _mm512_setzero_ps();
-  for (std::int64_t jp = 0; jp < pairs; ++jp) {
-    __m512 values[D];
-#pragma GCC unroll 16
-    for (int b = 0; b < D; ++b) values[b] = _mm512_loadu_ps(vp + jp * 16 * D + 16 * b);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m512 weight = _mm512_set1_ps(p[r * p_ld + jp]);
-#pragma GCC unroll 16
-      for (int b = 0; b < D; ++b) dpbf16(acc[r * D + b], weight, values[b]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    const __m512 inverse = _mm512_set1_ps(inverse_sum[r]);
-#pragma GCC unroll 16
-    for (int b = 0; b < D; ++b) _mm512_storeu_ps(out[r] + 16 * b, _mm512_mul_ps(acc[r * D + b], inverse));
-  }
-}
-
-template <int D>
-DISRANKER_AVX512_BF16 void attention_head_bf16_d(const AttentionHead& h, float* workspace) {
+// One head, float32 or (kBf16) bf16 products. Workspace: the keys (Kᵀ, or as bf16 pairs), with kBf16 the
+// values as pairs, the scores of one block of query rows, with kBf16 their probabilities as pairs.
+template <int D, bool kBf16>
+DISRANKER_AVX512 void attention_head_d(const AttentionHead& h, float* workspace) {
   const std::int64_t padded = padded_length(h.length);
-  const std::int64_t dim_pairs = h.dim / 2, key_pairs = (h.length + 1) / 2;
-  float* kt = workspace;                               // [dim / 2][padded] pairs
-  float* vp = kt + dim_pairs * padded;                 // [padded / 2][dim] pairs
-  float* scores = vp + padded / 2 * h.dim;             // [kRowBlock][padded]
-  float* probabilities = scores + kRowBlock * padded;  // [kRowBlock][padded / 2] pairs
-  pack_keys_bf16(h, padded, kt);
-  pack_values_bf16(h, vp);
+  const std::int64_t key_steps = kBf16 ? h.dim / 2 : h.dim;                // rows of kt
+  const std::int64_t value_steps = kBf16 ? (h.length + 1) / 2 : h.length;  // keys, or key pairs
+  const std::int64_t p_ld = kBf16 ? padded / 2 : padded;
+  float* kt = workspace;
+  float* packed_values = kt + key_steps * padded;
+  float* scores = packed_values + (kBf16 ? padded / 2 * h.dim : 0);
+  float* probabilities = kBf16 ? scores + kRowBlock * padded : scores;
+  const float* values = kBf16 ? packed_values : h.value;
+  const std::int64_t values_ld = kBf16 ? h.dim : h.kv_ld;
+  if constexpr (kBf16) {
+    pack_keys_bf16(h, padded, kt);
+    pack_values_bf16(h, packed_values);
+  } else {
+    transpose_keys(h, padded, kt);
+  }
+  // Output rows per accumulation pass: 16 accumulators at most (a 32-register file with the values).
   constexpr int kOutputRows = std::min(kRowBlock, 16 / D);
   for (std::int64_t r0 = 0; r0 < h.rows; r0 += kRowBlock) {
     const int block = static_cast<int>(std::min<std::int64_t>(kRowBlock, h.rows - r0));
-    float query_pairs[kRowBlock][32];  // dim ≤ 64
+    float query_pairs[kRowBlock][32];  // kBf16: the query rows as pairs (dim ≤ 64)
     const float* q[kRowBlock];
     float* out[kRowBlock];
     for (int r = 0; r < block; ++r) {
-      const float* row = h.query + (r0 + r) * h.query_ld;
-      for (std::int64_t k0 = 0; k0 < h.dim; k0 += 32)
-        _mm512_storeu_ps(query_pairs[r] + k0 / 2, bf16_pairs(row + k0, std::min<std::int64_t>(32, h.dim)));
-      q[r] = query_pairs[r], out[r] = h.out + (r0 + r) * h.out_ld;
+      q[r] = h.query + (r0 + r) * h.query_ld, out[r] = h.out + (r0 + r) * h.out_ld;
+      if constexpr (kBf16) query_pairs_bf16(q[r], h.dim, query_pairs[r]), q[r] = query_pairs[r];
     }
     for (int r = 0; r < block; r += 4) {
       dispatch_count<4>(std::min(4, block - r), [&]<int R>() {
         over_key_blocks(padded, [&]<int KB>(std::int64_t j0) {
-          scores_block_bf16<R, KB>(q + r, kt, padded, dim_pairs, j0, scores + r * padded);
+          scores_block<R, KB, kBf16>(q + r, kt, padded, key_steps, j0, scores + r * padded);
         });
       });
     }
     float inverse_sum[kRowBlock];
     for (int r = 0; r < block; ++r) {
-      inverse_sum[r] = exponentiate_row_bf16(scores + r * padded, h.length, padded, h.scale,
-                                             probabilities + r * padded / 2);
+      inverse_sum[r] = kBf16 ? exponentiate_row_bf16(scores + r * padded, h.length, padded, h.scale,
+                                                     probabilities + r * p_ld)
+                             : exponentiate_row(scores + r * padded, h.length, padded, h.scale);
     }
     for (int r = 0; r < block; r += kOutputRows) {
       dispatch_count<kOutputRows>(std::min(kOutputRows, block - r), [&]<int R>() {
-        output_rows_bf16<R, D>(probabilities + r * padded / 2, padded / 2, key_pairs, vp, inverse_sum + r,
-                               out + r);
+        output_rows<R, D, kBf16>(probabilities + r * p_ld, p_ld, value_steps, values, values_ld,
+                                 inverse_sum + r, out + r);
       });
     }
+  }
+}
+
+template <bool kBf16>
+void attention_head_of(const AttentionHead& head, float* workspace) {
+  switch (head.dim) {
+    case 16:
+      return attention_head_d<1, kBf16>(head, workspace);
+    case 32:
+      return attention_head_d<2, kBf16>(head, workspace);
+    default:
+      return attention_head_d<4, kBf16>(head, workspace);
   }
 }
 
@@ -386,24 +334,8 @@ std::int64_t attention_workspace_floats(std::int64_t length, std::int64_t dim) {
 }
 
 void attention_head(const AttentionHead& head, float* workspace) {
-  if (head.bf16) {
-    switch (head.dim) {
-      case 16:
-        return attention_head_bf16_d<1>(head, workspace);
-      case 32:
-        return attention_head_bf16_d<2>(head, workspace);
-      default:
-        return attention_head_bf16_d<4>(head, workspace);
-    }
-  }
-  switch (head.dim) {
-    case 16:
-      return attention_head_d<1>(head, workspace);
-    case 32:
-      return attention_head_d<2>(head, workspace);
-    default:
-      return attention_head_d<4>(head, workspace);
-  }
+  if (head.bf16) return attention_head_of<true>(head, workspace);
+  attention_head_of<false>(head, workspace);
 }
 
 }  // namespace disranker
