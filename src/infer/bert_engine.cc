@@ -283,6 +283,7 @@ struct BertEngine::Impl {
   // One workspace per thread when each thread runs its own forward calls; the first when one call at a time
   // uses every thread.
   std::vector<std::unique_ptr<Workspace>> workspaces;
+  std::vector<std::size_t> call_bounds;  // score_raw: the first pair of each forward call, then the end
 
   bool int8() const { return options.precision == Precision::kInt8; }
   void forward(Workspace& ws, std::span<const EncodedPair> pairs, double* out) const;
@@ -423,7 +424,8 @@ std::vector<double> BertEngine::score_raw(std::span<const EncodedPair> pairs, st
   const std::size_t token_budget = m.options.tokens_per_call * (call_per_thread ? 1 : threads);
   // Consecutive pairs up to the budgets per call (a pair longer than the token budget goes alone).
   const std::size_t most_pairs = batch_size > 0 ? batch_size : pairs.size();
-  std::vector<std::size_t> bounds = {0};
+  std::vector<std::size_t>& bounds = m.call_bounds;  // reused: no allocation in the steady state
+  bounds.assign(1, 0);
   while (bounds.back() < pairs.size()) {
     std::size_t end = bounds.back(), tokens = 0;
     while (end < pairs.size() && end - bounds.back() < most_pairs &&
