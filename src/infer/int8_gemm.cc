@@ -122,11 +122,9 @@ __attribute__((target("avx512f"))) void quantize_row_avx512(const float* x, std:
     low0 = _mm512_min_ps(low0, a), high0 = _mm512_max_ps(high0, a);
     low1 = _mm512_min_ps(low1, b), high1 = _mm512_max_ps(high1, b);
   }
-  alignas(64) float lows[16], highs[16];
-  _mm512_store_ps(lows, _mm512_min_ps(low0, low1));
-  _mm512_store_ps(highs, _mm512_max_ps(high0, high1));
-  float low = 0, high = 0;
-  for (int k = 0; k < 16; ++k) low = std::min(low, lows[k]), high = std::max(high, highs[k]);
+  // The chains start at 0: the range always includes it.
+  const float low = _mm512_reduce_min_ps(_mm512_min_ps(low0, low1));
+  const float high = _mm512_reduce_max_ps(_mm512_max_ps(high0, high1));
   const auto top = static_cast<float>(levels);
   const float s = high > low ? (high - low) / top : 1.0f;
   const float z = std::clamp(std::nearbyint(-low / s), 0.0f, top);
