@@ -9,6 +9,7 @@
 #          random model is made with tests/oracle/tiny_bert.js and the bert-base-uncased vocabulary (speed does
 #          not depend on the weights). Default: configs/models/bert-tiny.json and configs/models/minilm-l6.json.
 # env: MAX_LENGTHS="128 256"  THREADS="1 2"  INT8=1 (0: fp32 only)  QUERIES=43 (the first N queries)  REPEAT=1
+#      MODES="sorted query" (the batchings: length-sorted batches of 32, one padded batch per query)
 # Prints a Markdown table; the JSON lines go to $OUT_DIR (default: a temporary directory).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -63,7 +64,7 @@ for model in "${models[@]}"; do
       > "$out_dir/pairs-$name-$length.jsonl"
     for variant in "${variants[@]}"; do
       for threads in "${threads_list[@]}"; do
-        for mode in sorted query; do
+        for mode in ${MODES:-sorted query}; do
           json=$(OMP_NUM_THREADS="$threads" node "$root/bench/onnx_runtime_bench.js" \
             --onnx "$out_dir/$name-$variant.onnx" --pairs "$out_dir/pairs-$name-$length.jsonl" \
             --qids "$out_dir/qids.txt" --mode "$mode" --batch-size 32 --threads "$threads" --repeat "${REPEAT:-1}")
