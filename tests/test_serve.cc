@@ -16,9 +16,11 @@
 #include <functional>
 #include <future>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -85,44 +87,54 @@ class Gate {
   int entered_ = 0;
 };
 
-// Raw score: how many of the query's words the document (title and text) holds. Tokens: the words of both.
-// Query "boom" makes score() throw, query "uncountable" makes count_tokens() throw.
+// Encoding: one token per word (lower-cased), ids from a vocabulary the fake grows as it meets words; type 0
+// for the query's, type 1 for the document's title and text, cut to max_tokens_per_doc. Raw score: how many
+// of the query's words the document holds. Query "boom" makes score() throw, query "unreadable" makes
+// encode() throw.
 class FakeScorer : public Scorer {
  public:
-  std::vector<double> score(const PairBatch& batch, std::size_t& tokens) override {
+  EncodedPair encode(const std::string& query, const ScoreRequestDoc& doc,
+                     std::size_t max_tokens_per_doc) override {
+    if (query == "unreadable") throw std::runtime_error("cannot encode");
+    std::vector<std::string> doc_words = words(doc.title);
+    for (std::string& word : words(doc.text)) doc_words.push_back(std::move(word));
+    if (max_tokens_per_doc > 0 && doc_words.size() > max_tokens_per_doc) doc_words.resize(max_tokens_per_doc);
+    const std::lock_guard lock(mutex_);
+    EncodedPair pair;
+    for (const std::string& word : words(query)) add(pair, word, 0);
+    pair.query_tokens = pair.ids.size();
+    for (const std::string& word : doc_words) add(pair, word, 1);
+    return pair;
+  }
+  std::vector<double> score(std::span<const EncodedPair> pairs) override {
     gate.pass();
-    tokens = 0;
     std::vector<double> scores;
-    for (std::size_t i = 0; i < batch.queries.size(); ++i) {
-      if (batch.queries[i] == "boom") throw std::runtime_error("the model fell over");
-      scores.push_back(overlap(batch.queries[i], batch.docs[i]));
-      tokens += count(batch.queries[i], batch.docs[i]);
+    for (const EncodedPair& pair : pairs) {
+      if (query_of(pair) == "boom") throw std::runtime_error("the model fell over");
+      const std::set<TokenId> document(pair.ids.begin() + static_cast<std::ptrdiff_t>(pair.query_tokens),
+                                       pair.ids.end());
+      double found = 0;
+      for (std::size_t i = 0; i < pair.query_tokens; ++i) found += document.count(pair.ids[i]) > 0 ? 1 : 0;
+      scores.push_back(found);
     }
     const std::lock_guard lock(mutex_);
-    batches_.push_back(batch);
+    batches_.emplace_back(pairs.begin(), pairs.end());
     return scores;
-  }
-  std::size_t count_tokens(const std::string& query, const ScoreRequestDoc& doc, std::size_t) override {
-    if (query == "uncountable") throw std::runtime_error("cannot count");
-    return count(query, doc);
   }
   double transform(double raw) const override { return raw / 10; }
   std::string model_name() const override { return "fake-model"; }
 
-  static double overlap(const std::string& query, const ScoreRequestDoc& doc) {
-    std::vector<std::string> doc_words = words(doc.title);
-    for (std::string& word : words(doc.text)) doc_words.push_back(std::move(word));
-    const std::set<std::string> vocabulary(doc_words.begin(), doc_words.end());
-    double found = 0;
-    for (const std::string& word : words(query)) found += vocabulary.count(word) > 0 ? 1 : 0;
-    return found;
-  }
-  static std::size_t count(const std::string& query, const ScoreRequestDoc& doc) {
-    return words(query).size() + words(doc.title).size() + words(doc.text).size();
+  // The query of an encoded pair, its words joined by spaces.
+  std::string query_of(const EncodedPair& pair) {
+    const std::lock_guard lock(mutex_);
+    std::string query;
+    for (std::size_t i = 0; i < pair.query_tokens; ++i)
+      query += (i > 0 ? " " : "") + vocabulary_[static_cast<std::size_t>(pair.ids[i])];
+    return query;
   }
 
   // The batches score() returned scores for.
-  std::vector<PairBatch> batches() {
+  std::vector<std::vector<EncodedPair>> batches() {
     const std::lock_guard lock(mutex_);
     return batches_;
   }
@@ -130,8 +142,17 @@ class FakeScorer : public Scorer {
   Gate gate;
 
  private:
+  void add(EncodedPair& pair, const std::string& word, std::uint8_t type) {
+    auto [at, inserted] = ids_.try_emplace(word, static_cast<TokenId>(vocabulary_.size()));
+    if (inserted) vocabulary_.push_back(word);
+    pair.ids.push_back(at->second);
+    pair.type_ids.push_back(type);
+  }
+
   std::mutex mutex_;
-  std::vector<PairBatch> batches_;
+  std::map<std::string, TokenId> ids_;
+  std::vector<std::string> vocabulary_;
+  std::vector<std::vector<EncodedPair>> batches_;
 };
 
 bool starts_with(const std::string& text, const std::string& prefix) {
@@ -464,7 +485,7 @@ PairGroup group_of(const std::string& query, const std::vector<std::string>& tex
 
 std::vector<std::size_t> batch_sizes(FakeScorer& scorer) {
   std::vector<std::size_t> sizes;
-  for (const PairBatch& batch : scorer.batches()) sizes.push_back(batch.queries.size());
+  for (const std::vector<EncodedPair>& batch : scorer.batches()) sizes.push_back(batch.size());
   return sizes;
 }
 
@@ -526,9 +547,8 @@ TEST(ServeBatcher, CutsAGroupShortestFirstAtTheTokenBudgetAndScoresALongPairAlon
   // Shortest first: five 2-token pairs (10 tokens), then 2 + 2 + 3, then the 21-token pair alone.
   EXPECT_EQ(batch_sizes(scorer), (std::vector<std::size_t>{5, 3, 1}));
   std::vector<std::size_t> lengths;
-  for (const PairBatch& batch : scorer.batches())
-    for (std::size_t i = 0; i < batch.docs.size(); ++i)
-      lengths.push_back(FakeScorer::count("q", batch.docs[i]));
+  for (const std::vector<EncodedPair>& batch : scorer.batches())
+    for (const EncodedPair& pair : batch) lengths.push_back(pair.ids.size());
   EXPECT_EQ(lengths, (std::vector<std::size_t>{2, 2, 2, 2, 2, 2, 2, 3, 21}));
 }
 
@@ -538,30 +558,37 @@ TEST(ServeBatcher, SortsABatchByLengthAndPutsTheScoresBack) {
   const GroupScores scores =
       batcher.submit(group_of("fox", {"one two three four fox", "fox", "a b fox", "none"})).get();
   EXPECT_EQ(scores.raw, (std::vector<double>{1, 1, 1, 0}));
-  const std::vector<PairBatch> batches = scorer.batches();
+  const std::vector<std::vector<EncodedPair>> batches = scorer.batches();
   ASSERT_EQ(batches.size(), 1u);
   std::vector<std::size_t> lengths;
-  for (const ScoreRequestDoc& doc : batches[0].docs) lengths.push_back(FakeScorer::count("fox", doc));
+  for (const EncodedPair& pair : batches[0]) lengths.push_back(pair.ids.size());
   EXPECT_EQ(lengths, (std::vector<std::size_t>{2, 2, 4, 6}));
 }
 
-TEST(ServeBatcher, KeepsDifferentPerDocumentBudgetsInDifferentModelCalls) {
+TEST(ServeBatcher, EncodesEachRequestUnderItsOwnDocumentBudgetAndStillSharesModelCalls) {
   FakeScorer scorer;
   Batcher batcher(scorer, {});
   scorer.gate.close();
   auto first = batcher.submit(group_of("a", {"a"}));
   ASSERT_TRUE(scorer.gate.wait_entered(1));
-  auto b = batcher.submit(group_of("b", {"b"}, 8));
-  auto c = batcher.submit(group_of("c", {"c"}, 8));
-  auto d = batcher.submit(group_of("d", {"d"}));
+  auto b = batcher.submit(group_of("b", {"b x y"}, 1));  // the document cut to "b"
+  auto c = batcher.submit(group_of("c", {"x c"}, 1));    // cut to "x": the query word is lost
+  auto d = batcher.submit(group_of("d", {"x y d"}));     // no budget
   scorer.gate.open();
-  for (auto* future : {&first, &b, &c, &d}) EXPECT_EQ(future->get().raw, (std::vector<double>{1}));
-  const std::vector<PairBatch> batches = scorer.batches();
-  ASSERT_EQ(batches.size(), 3u);
-  EXPECT_EQ(batches[1].queries, (std::vector<std::string>{"b", "c"}));
-  EXPECT_EQ(batches[1].max_tokens_per_doc, 8u);
-  EXPECT_EQ(batches[2].queries, (std::vector<std::string>{"d"}));
-  EXPECT_EQ(batches[2].max_tokens_per_doc, 0u);
+  EXPECT_EQ(first.get().raw, (std::vector<double>{1}));
+  const GroupScores scores_b = b.get(), scores_c = c.get(), scores_d = d.get();
+  EXPECT_EQ(scores_b.raw, (std::vector<double>{1}));
+  EXPECT_EQ(scores_c.raw, (std::vector<double>{0}));
+  EXPECT_EQ(scores_d.raw, (std::vector<double>{1}));
+  EXPECT_EQ(scores_b.tokens, 2u);
+  EXPECT_EQ(scores_c.tokens, 2u);
+  EXPECT_EQ(scores_d.tokens, 4u);
+  // The three waiting requests, budgets mixed, went to the model together.
+  const std::vector<std::vector<EncodedPair>> batches = scorer.batches();
+  ASSERT_EQ(batches.size(), 2u);
+  std::vector<std::string> queries;
+  for (const EncodedPair& pair : batches[1]) queries.push_back(scorer.query_of(pair));
+  EXPECT_EQ(queries, (std::vector<std::string>{"b", "c", "d"}));
 }
 
 TEST(ServeBatcher, AScorerErrorReachesTheGroupsOfItsBatchOnly) {
@@ -588,10 +615,10 @@ TEST(ServeBatcher, AScorerErrorReachesTheGroupsOfItsBatchOnly) {
   EXPECT_EQ(metrics.queued_pairs(), 0u);
 }
 
-TEST(ServeBatcher, ATokenCountErrorReachesItsGroupOnly) {
+TEST(ServeBatcher, AnEncodingErrorReachesItsGroupOnly) {
   FakeScorer scorer;
   Batcher batcher(scorer, {});
-  auto bad = batcher.submit(group_of("uncountable", {"x"}));
+  auto bad = batcher.submit(group_of("unreadable", {"x"}));
   EXPECT_THROW(bad.get(), std::runtime_error);
   EXPECT_EQ(batcher.submit(group_of("c", {"c"})).get().raw, (std::vector<double>{1}));
 }

@@ -52,22 +52,12 @@ class ModelScorer : public serve::Scorer {
     raw_score_ = [this](std::span<const EncodedPair> pairs) { return ranker_->score(pairs, pairs.size()); };
   }
 
-  std::vector<double> score(const serve::PairBatch& batch, std::size_t& tokens) override {
-    std::vector<EncodedPair> pairs;
-    pairs.reserve(batch.docs.size());
-    tokens = 0;
-    for (std::size_t i = 0; i < batch.docs.size(); ++i) {
-      pairs.push_back(encoder_->encode(batch.queries[i], batch.docs[i].title, batch.docs[i].text,
-                                       batch.max_tokens_per_doc));
-      tokens += pairs.back().ids.size();
-    }
-    return raw_score_(pairs);
+  EncodedPair encode(const std::string& query, const serve::ScoreRequestDoc& doc,
+                     std::size_t max_tokens_per_doc) override {
+    return encoder_->encode(query, doc.title, doc.text, max_tokens_per_doc);
   }
 
-  std::size_t count_tokens(const std::string& query, const serve::ScoreRequestDoc& doc,
-                           std::size_t max_tokens_per_doc) override {
-    return encoder_->encode(query, doc.title, doc.text, max_tokens_per_doc).ids.size();
-  }
+  std::vector<double> score(std::span<const EncodedPair> pairs) override { return raw_score_(pairs); }
 
   double transform(double raw) const override { return transform_.apply(raw); }
   std::string model_name() const override { return name_; }

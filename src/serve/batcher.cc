@@ -12,9 +12,10 @@ struct Batcher::Group {
   std::promise<GroupScores> promise;
   std::chrono::steady_clock::time_point submitted_at;
   // The worker's, once the group has left submitted_:
-  std::vector<std::size_t> tokens;  // Scorer::count_tokens of each pair
-  std::vector<std::size_t> order;   // the pairs by increasing tokens: the order they go into batches
-  std::size_t next = 0;             // order[next] is the first pair not yet in a batch
+  std::vector<EncodedPair> encoded;  // Scorer::encode of each pair; moved into its batch
+  std::vector<std::size_t> tokens;   // each pair's encoded length
+  std::vector<std::size_t> order;    // the pairs by increasing tokens: the order they go into batches
+  std::size_t next = 0;              // order[next] is the first pair not yet in a batch
   std::size_t unscored = 0;
   GroupScores result;
   bool failed = false;  // its promise holds an error; its remaining pairs are dropped
@@ -95,10 +96,11 @@ void Batcher::take_submitted(std::unique_lock<std::mutex>& lock) {
   for (std::shared_ptr<Group>& group : incoming) {
     const std::size_t size = group->pairs.docs.size();
     try {
-      group->tokens.reserve(size);
-      for (const ScoreRequestDoc& doc : group->pairs.docs)
-        group->tokens.push_back(
-            scorer_.count_tokens(group->pairs.query, doc, group->pairs.max_tokens_per_doc));
+      group->encoded.reserve(size), group->tokens.reserve(size);
+      for (const ScoreRequestDoc& doc : group->pairs.docs) {
+        group->encoded.push_back(scorer_.encode(group->pairs.query, doc, group->pairs.max_tokens_per_doc));
+        group->tokens.push_back(group->encoded.back().ids.size());
+      }
     } catch (...) {
       if (metrics_ != nullptr) metrics_->dequeue_pairs(size);
       group->promise.set_exception(std::current_exception());
@@ -137,9 +139,6 @@ std::vector<Batcher::Item> Batcher::next_batch() {
       pending_.pop_front();
       continue;
     }
-    // A model call has one per-document budget: a group asking for another one waits for the next batch.
-    if (!batch.empty() && group.pairs.max_tokens_per_doc != batch.front().group->pairs.max_tokens_per_doc)
-      break;
     for (; group.next < size; ++group.next) {
       const std::size_t pair = group.order[group.next];
       const std::size_t pair_tokens = group.tokens[pair];
@@ -158,39 +157,33 @@ std::vector<Batcher::Item> Batcher::next_batch() {
 
 void Batcher::score(std::vector<Item> batch) {
   if (batch.empty()) return;
-  // The groups of the batch in arrival order, with their estimated tokens (the items are still group by
-  // group).
+  // The groups of the batch in arrival order (the items are still group by group), each with its tokens.
   std::vector<std::pair<Group*, std::size_t>> groups;
-  std::size_t estimated_tokens = 0;
+  std::size_t tokens = 0;
   for (const Item& item : batch) {
     if (groups.empty() || groups.back().first != item.group.get()) groups.emplace_back(item.group.get(), 0);
     const std::size_t pair_tokens = item.group->tokens[item.pair];
     groups.back().second += pair_tokens;
-    estimated_tokens += pair_tokens;
+    tokens += pair_tokens;
   }
 
   std::stable_sort(batch.begin(), batch.end(), [](const Item& a, const Item& b) {
     return a.group->tokens[a.pair] < b.group->tokens[b.pair];
   });
   std::vector<double> scores;
-  std::size_t tokens = 0;
   try {
-    PairBatch pairs;
-    pairs.max_tokens_per_doc = batch.front().group->pairs.max_tokens_per_doc;
-    pairs.queries.reserve(batch.size());
-    pairs.docs.reserve(batch.size());
-    for (const Item& item : batch) {
-      pairs.queries.push_back(item.group->pairs.query);
-      pairs.docs.push_back(item.group->pairs.docs[item.pair]);
-    }
-    scores = scorer_.score(pairs, tokens);
+    std::vector<EncodedPair> pairs;
+    pairs.reserve(batch.size());
+    // Each pair is in one batch only: its encoding moves there.
+    for (const Item& item : batch) pairs.push_back(std::move(item.group->encoded[item.pair]));
+    scores = scorer_.score(pairs);
     if (scores.size() != batch.size())
       throw std::runtime_error("the scorer returned " + std::to_string(scores.size()) + " scores for " +
                                std::to_string(batch.size()) + " pairs");
   } catch (...) {
     const std::exception_ptr error = std::current_exception();
     if (metrics_ != nullptr) metrics_->record_scorer_failure();
-    for (auto& [group, estimate] : groups) {
+    for (auto& [group, group_tokens] : groups) {
       if (group->failed) continue;
       group->failed = true;
       group->promise.set_exception(error);
@@ -204,17 +197,8 @@ void Batcher::score(std::vector<Item> batch) {
     group.result.raw[batch[k].pair] = scores[k];
     --group.unscored;
   }
-  // The scorer reports the batch's tokens only: each group gets a share in proportion to its estimate, which
-  // is exact when count_tokens is (the estimates then sum to the total); the rounding remainder goes to the
-  // last.
-  std::size_t handed_out = 0;
-  for (std::size_t g = 0; g < groups.size(); ++g) {
-    auto& [group, estimate] = groups[g];
-    const std::size_t share = g + 1 == groups.size() ? tokens - handed_out
-                              : estimated_tokens > 0 ? tokens * estimate / estimated_tokens
-                                                     : tokens / groups.size();
-    group->result.tokens += share;
-    handed_out += share;
+  for (auto& [group, group_tokens] : groups) {
+    group->result.tokens += group_tokens;
     if (group->unscored == 0) group->promise.set_value(std::move(group->result));
   }
 }

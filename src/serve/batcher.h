@@ -2,12 +2,13 @@
 // future; one worker thread packs the pairs of whatever groups are waiting into batches and calls
 // Scorer::score.
 //
-// A batch closes when it reaches max_tokens (Scorer::count_tokens of its pairs) or max_pairs, or when its
-// oldest group has waited max_wait, so that a lone request pays at most max_wait for the chance of sharing a
-// model call. Groups are served first come, first served; a large group is split over several batches, its
-// pairs taken shortest first (so that each batch holds pairs of similar length), and a batch can end with the
-// first part of a group and go on with the next one. A batch's pairs are sorted by token length before the
-// model sees them, so that a scorer that cuts the batch into padded micro-batches pads little.
+// Each pair is encoded once (Scorer::encode), when the worker takes its group in; a batch closes when it
+// reaches max_tokens (the encoded lengths of its pairs) or max_pairs, or when its oldest group has waited
+// max_wait, so that a lone request pays at most max_wait for the chance of sharing a model call. Groups are
+// served first come, first served; a large group is split over several batches, its pairs taken shortest
+// first (so that each batch holds pairs of similar length), and a batch can end with the first part of a
+// group and go on with the next one. A batch's pairs are sorted by token length before the model sees them,
+// so that a scorer that cuts the batch into padded micro-batches pads little.
 #pragma once
 
 #include <chrono>
@@ -37,12 +38,12 @@ struct BatcherOptions {
 struct PairGroup {
   std::string query;
   std::vector<ScoreRequestDoc> docs;
-  std::size_t max_tokens_per_doc = 0;  // caps title + text tokens; 0 = no cap (Scorer's PairBatch)
+  std::size_t max_tokens_per_doc = 0;  // caps title + text tokens; 0 = no cap (Scorer::encode)
 };
 
 struct GroupScores {
   std::vector<double> raw;  // one per document, in document order
-  std::size_t tokens = 0;   // this group's share of the tokens the model read
+  std::size_t tokens = 0;   // the tokens the model read for this group (its encoded pairs' lengths)
 };
 
 // What a submit() future holds after stop(): the server answers 503.
@@ -59,8 +60,9 @@ class Batcher {
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
 
-  // Queues the group's pairs. The future yields their scores, or rethrows what Scorer::score threw for a
-  // batch that held any of them, or BatcherStopped after stop(). An empty group is answered at once.
+  // Queues the group's pairs. The future yields their scores, or rethrows what Scorer::encode threw for one
+  // of them or Scorer::score for a batch that held any of them, or BatcherStopped after stop(). An empty
+  // group is answered at once.
   std::future<GroupScores> submit(PairGroup group);
 
   // Scores everything already submitted, then ends the worker. Idempotent.
@@ -71,7 +73,7 @@ class Batcher {
   struct Item;
 
   void run();
-  // Moves newly submitted groups to pending_, counting their tokens (outside the lock: it is model work).
+  // Moves newly submitted groups to pending_, encoding their pairs (outside the lock: it is model work).
   void take_submitted(std::unique_lock<std::mutex>& lock);
   bool pending_fills_batch() const;
   std::vector<Item> next_batch();
