@@ -292,9 +292,11 @@ DISRANKER_AVX512 void attention_head_d(const AttentionHead& h, float* workspace)
     }
     float inverse_sum[kRowBlock];
     for (int r = 0; r < block; ++r) {
-      inverse_sum[r] = kBf16 ? exponentiate_row_bf16(scores + r * padded, h.length, padded, h.scale,
-                                                     probabilities + r * p_ld)
-                             : exponentiate_row(scores + r * padded, h.length, padded, h.scale);
+      if constexpr (kBf16)
+        inverse_sum[r] =
+            exponentiate_row_bf16(scores + r * padded, h.length, padded, h.scale, probabilities + r * p_ld);
+      else
+        inverse_sum[r] = exponentiate_row(scores + r * padded, h.length, padded, h.scale);
     }
     for (int r = 0; r < block; r += kOutputRows) {
       dispatch_count<kOutputRows>(std::min(kOutputRows, block - r), [&]<int R>() {
