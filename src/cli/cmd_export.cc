@@ -30,14 +30,16 @@ struct ExportCommand {
     options.per_channel = !per_tensor;
     options.check = !no_check;
     if (per_tensor && !options.int8) throw Error("--per-tensor only applies with --int8");
+    if (options.reduce_range && !options.int8) throw Error("--reduce-range only applies with --int8");
     const std::string path = fs::is_directory(out) ? (fs::path(out) / "model.onnx").string() : out;
     const OnnxExportSummary s = export_bert_onnx(model_dir, path, options);
 
     std::ostringstream line;
     line << "wrote " << path << ": ONNX opset " << options.opset << ", "
          << (options.int8
-                 ? (options.per_channel ? "int8 (per-column weight scales)" : "int8 (per-tensor scales)")
-                 : "fp32")
+                 ? std::string(options.per_channel ? "int8 (per-column weight scales" : "int8 (per-tensor scales") +
+                       (options.reduce_range ? ", weights in [-64, 64])" : ")")
+                 : std::string("fp32"))
          << ", " << s.config.num_hidden_layers << " layers, hidden " << s.config.hidden_size << ", "
          << s.parameters << " parameters, " << s.nodes << " nodes, " << std::fixed << std::setprecision(1)
          << static_cast<double>(s.bytes) / (1024.0 * 1024.0) << " MiB";
@@ -63,7 +65,8 @@ void register_export(CLI::App& app) {
       "config.json (model_type bert, num_labels 1) and model.safetensors (or a sharded index; F32, F16 or "
       "BF16); tensor names with or without the bert. prefix. Opsets 14-16 decompose LayerNorm (ONNX Runtime "
       "fuses it back); 17 uses LayerNormalization. --int8 writes ONNX Runtime's dynamic-quantization form of "
-      "every weight MatMul (DynamicQuantizeLinear + MatMulInteger). The file is written atomically. Tokenize "
+      "every weight MatMul (DynamicQuantizeLinear + MatMulInteger); on CPUs without VNNI add --reduce-range, or "
+      "ONNX Runtime's int16 pair sums saturate and its scores go wrong. The file is written atomically. Tokenize "
       "with the model's vocab.txt (disranker tokenize --pair): [CLS] query [SEP] title [SEP] text [SEP], "
       "token types 0 through the first [SEP], then 1. See docs/export.md.");
   sub->add_option("--format", command->format, "Output format")
@@ -83,6 +86,8 @@ void register_export(CLI::App& app) {
                 "Dynamic int8 quantization of the weight MatMuls (ONNX Runtime's quantize_dynamic form)");
   sub->add_flag("--per-tensor", command->per_tensor,
                 "With --int8: one scale per weight matrix instead of one per output column");
+  sub->add_flag("--reduce-range", command->options.reduce_range,
+                "With --int8: weights in [-64, 64] (ONNX Runtime's reduce_range), for CPUs without VNNI");
   sub->add_flag("--no-check", command->no_check, "Skip onnx::checker::check_model before writing");
   sub->callback([command] { command->run(); });
 }

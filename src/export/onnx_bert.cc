@@ -365,12 +365,13 @@ class BertGraph {
         s = std::max(s, std::abs(w[i * out + o]));
       }
     }
-    for (auto& s : scales) s = s > 0.0f ? s / 127.0f : 1.0f;
+    const float top = options_.reduce_range ? 64.0f : 127.0f;
+    for (auto& s : scales) s = s > 0.0f ? s / top : 1.0f;
     std::vector<std::int8_t> q(w.size());
     for (std::int64_t i = 0; i < in; ++i) {
       for (std::int64_t o = 0; o < out; ++o) {
         const float v = std::nearbyint(w[i * out + o] / scales[options_.per_channel ? o : 0]);
-        q[i * out + o] = static_cast<std::int8_t>(std::clamp(v, -127.0f, 127.0f));
+        q[i * out + o] = static_cast<std::int8_t>(std::clamp(v, -top, top));
       }
     }
     const std::vector<std::int64_t> scale_dims =
@@ -531,7 +532,10 @@ OnnxExportSummary export_bert_onnx(const std::string& model_dir, const std::stri
                                 {"int8", options.int8},
                                 {"hidden_act", config.hidden_act},
                                 {"max_position_embeddings", config.max_position_embeddings}};
-  if (options.int8) export_info["weight_scales"] = options.per_channel ? "per_column" : "per_tensor";
+  if (options.int8) {
+    export_info["weight_scales"] = options.per_channel ? "per_column" : "per_tensor";
+    export_info["weight_range"] = options.reduce_range ? 64 : 127;
+  }
   add_metadata("disranker.export", export_info.dump());
   if (const fs::path manifest = dir / kRankerManifestFile; fs::exists(manifest)) {
     // How the raw logit becomes the reported score, the maximum length and provenance travel with the graph.

@@ -21,7 +21,7 @@
 // With int8, every weight MatMul takes ONNX Runtime's dynamic-quantization form (what its quantize_dynamic
 // tool emits): DynamicQuantizeLinear on the activation (uint8, per tensor, computed at run time),
 // MatMulInteger with int8 weights quantized symmetrically (zero point 0; one scale per output column, or one
-// per tensor), Cast to float32, Mul by the product of the two scales, Add of the float32 bias. Attention's
+// per tensor; 7 bits with reduce_range), Cast to float32, Mul by the product of the two scales, Add of the float32 bias. Attention's
 // activation × activation products, the embeddings and LayerNorm stay float32.
 #pragma once
 
@@ -42,6 +42,10 @@ struct OnnxExportOptions {
   int opset = kOnnxMinOpset;
   bool int8 = false;        // dynamic quantization of the weight MatMuls (see above)
   bool per_channel = true;  // int8: one weight scale per output column (false: one per weight matrix)
+  // int8: weights in [-64, 64] instead of [-127, 127] (ONNX Runtime's quantize_dynamic reduce_range). For
+  // CPUs without VNNI, where ONNX Runtime's u8 × s8 kernels add pairs of products in int16 (vpmaddubsw):
+  // 2 · 255 · 127 overflows it and the scores go wrong; 2 · 255 · 64 fits.
+  bool reduce_range = false;
   bool check = true;        // run onnx::checker::check_model on the graph before writing it
 };
 
