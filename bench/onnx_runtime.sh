@@ -44,8 +44,8 @@ cut -f1 "$out_dir/pairs.tsv" > "$out_dir/qids.txt"
 echo "pairs: $(wc -l < "$out_dir/qids.txt"), queries: $(sort -u "$out_dir/qids.txt" | wc -l)" >&2
 
 echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)); ONNX Runtime" \
-  "$(node -p "require('$root/tests/oracle/node_modules/onnxruntime-node/package.json').version") (onnxruntime-node)" \
-  "${reduce_range[@]:+; no VNNI: int8 weights exported with --reduce-range}."
+  "$(node -p "require('$root/tests/oracle/node_modules/onnxruntime-node/package.json').version")" \
+  "(onnxruntime-node${reduce_range[@]:+; no VNNI: int8 weights exported with --reduce-range})."
 echo
 echo "| model | weights | max length | threads | batching | pairs/s | ms per query (mean / p95) | padding |"
 echo "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |"
