@@ -65,12 +65,10 @@ void register_export(CLI::App& app) {
       "config.json (model_type bert, num_labels 1) and model.safetensors (or a sharded index; F32, F16 or "
       "BF16); tensor names with or without the bert. prefix. Opsets 14-16 decompose LayerNorm (ONNX Runtime "
       "fuses it back); 17 uses LayerNormalization. --int8 writes ONNX Runtime's dynamic-quantization form of "
-      "every weight MatMul (DynamicQuantizeLinear + MatMulInteger); on CPUs without VNNI add --reduce-range, "
-      "or "
-      "ONNX Runtime's int16 pair sums saturate and its scores go wrong. The file is written atomically. "
-      "Tokenize "
-      "with the model's vocab.txt (disranker tokenize --pair): [CLS] query [SEP] title [SEP] text [SEP], "
-      "token types 0 through the first [SEP], then 1. See docs/export.md.");
+      "every weight MatMul (DynamicQuantizeLinear + MatMulInteger); on CPUs without VNNI add --reduce-range "
+      "(ONNX Runtime's int16 pair sums saturate on full-range weights there). The file is written "
+      "atomically. Tokenize with the model's vocab.txt (disranker tokenize --pair): [CLS] query [SEP] title "
+      "[SEP] text [SEP], token types 0 through the first [SEP], then 1. See docs/export.md.");
   sub->add_option("--format", command->format, "Output format")
       ->check(CLI::IsMember({"onnx"}))
       ->capture_default_str();

@@ -21,8 +21,8 @@
 // With int8, every weight MatMul takes ONNX Runtime's dynamic-quantization form (what its quantize_dynamic
 // tool emits): DynamicQuantizeLinear on the activation (uint8, per tensor, computed at run time),
 // MatMulInteger with int8 weights quantized symmetrically (zero point 0; one scale per output column, or one
-// per tensor; 7 bits with reduce_range), Cast to float32, Mul by the product of the two scales, Add of the float32 bias. Attention's
-// activation × activation products, the embeddings and LayerNorm stay float32.
+// per tensor; in [-64, 64] with reduce_range), Cast to float32, Mul by the product of the two scales, Add of
+// the float32 bias. Attention's activation × activation products, the embeddings and LayerNorm stay float32.
 #pragma once
 
 #include <cstdint>
@@ -46,7 +46,7 @@ struct OnnxExportOptions {
   // CPUs without VNNI, where ONNX Runtime's u8 × s8 kernels add pairs of products in int16 (vpmaddubsw):
   // 2 · 255 · 127 overflows it and the scores go wrong; 2 · 255 · 64 fits.
   bool reduce_range = false;
-  bool check = true;        // run onnx::checker::check_model on the graph before writing it
+  bool check = true;  // run onnx::checker::check_model on the graph before writing it
 };
 
 struct OnnxExportSummary {
