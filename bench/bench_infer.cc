@@ -14,7 +14,7 @@
 //     BENCH_TOKENS_PER_CALL=N: the engine's BertEngineOptions::tokens_per_call;
 //     BENCH_PATHS=TEXT: only the paths whose label contains TEXT (e.g. "engine int8", for quick A/B runs);
 //     BENCH_THREADS="1 2": the thread counts;
-//     BENCH_NO_KERNELS=1: the engine without its own AVX-512 kernels (oneDNN GEMMs for attention and int8);
+//     BENCH_NO_KERNELS=1: the engine without its own kernels (oneDNN GEMMs for attention and int8);
 //     BENCH_NO_BF16=1: int8 without the bf16 products in attention (BertEngineOptions::bf16_attention);
 //     BENCH_JSON=FILE: also append one JSON line per measurement (bench/inference.sh merges them with ONNX
 //     Runtime's).
@@ -140,7 +140,8 @@ int main(int argc, char** argv) {
       BertEngineOptions fp32_options;
       if (const char* t = std::getenv("BENCH_TOKENS_PER_CALL")) fp32_options.tokens_per_call = std::stoul(t);
       if (std::getenv("BENCH_NO_KERNELS") != nullptr)
-        fp32_options.fused_attention = false, fp32_options.vnni_kernel = false;
+        fp32_options.fused_attention = false, fp32_options.vnni_kernel = false,
+        fp32_options.avx2_kernel = false;
       if (std::getenv("BENCH_NO_BF16") != nullptr) fp32_options.bf16_attention = false;
       auto engine = BertEngine::load(dir, max_length, fp32_options);
       BertEngineOptions int8_options = fp32_options;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "infer/avx2_gemm.h"
 #include "infer/bert_engine.h"
 #include "model/hf_config.h"
 #include "model/ranker.h"
@@ -240,7 +241,8 @@ TEST(BertEngine, RefusesADecoderAndAMissingDirectory) {
 // nearly alike, so whether int8 keeps the ranking is checked on a trained model and real data: see
 // tests/cli/test_quantize_cli.sh.)
 // Heads of 8 (attention by the GEMM path, float32) and of 32 (the fused kernel, with bf16 products where the
-// CPU has AVX512_BF16): int8 stays within 0.2% of the float32 scores either way.
+// CPU has AVX512_BF16): int8 stays within 0.2% of the float32 scores either way; 0.3% where the AVX2 kernel
+// runs (no VNNI), whose weights have half the levels ([-63, 63]; measured 0.201% on the model of hidden 64).
 TEST(BertEngine, Int8ScoresStayCloseToFloat32) {
   for (const int hidden : {32, 64}) {
     Model model("gelu", {}, 0.1, hidden, hidden == 32 ? 4 : 2);
@@ -257,7 +259,8 @@ TEST(BertEngine, Int8ScoresStayCloseToFloat32) {
     }
     EXPECT_GT(scale, 0.1);
     EXPECT_GT(largest, 1e-7);  // int8 did run
-    EXPECT_LT(largest, 2e-3 * scale) << "hidden " << hidden << ": largest difference " << largest
+    const double bound = avx2_kernel_supports(hidden, hidden) ? 3e-3 : 2e-3;
+    EXPECT_LT(largest, bound * scale) << "hidden " << hidden << ": largest difference " << largest
                                      << ", scale " << scale;
     options.tokens_per_call = 1;
     expect_near_all(BertEngine::load(model.dir, 256, options)->score_raw(pairs), scores, 1e-5);
@@ -270,6 +273,10 @@ TEST(BertEngine, Int8GivesTheSameScoresOnEitherGemmPath) {
   BertEngineOptions options;
   options.precision = Precision::kInt8;
   options.bf16_attention = false;  // float32 attention on both paths: only the GEMMs differ
+  // The AVX2 kernel (CPUs without VNNI) multiplies weights in [-63, 63], not the same integers as oneDNN's
+  // path: off on both sides here. Its sums are checked against oneDNN's in tests/test_int8_kernels.cc, its
+  // scores against float32 by Int8ScoresStayCloseToFloat32.
+  options.avx2_kernel = false;
   const auto kernels = BertEngine::load(model.dir, 256, options)->score_raw(pairs);
   options.vnni_kernel = false, options.fused_attention = false;
   expect_near_all(BertEngine::load(model.dir, 256, options)->score_raw(pairs), kernels, 1e-5);

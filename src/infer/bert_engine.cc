@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "infer/attention.h"
+#include "infer/avx2_gemm.h"
 #include "infer/int8_gemm.h"
 #include "infer/simd_math.h"
 #include "infer/vector_math.h"
@@ -33,8 +34,9 @@ struct Linear {
   std::int64_t in = 0, out = 0;
   std::vector<float> weight;  // [in, out]; empty once quantized
   std::vector<float> bias;    // [out]
-  Int8Weights int8;           // empty in float32 mode; its values are dropped once packed for VNNI
+  Int8Weights int8;           // empty in float32 mode; its values are dropped once packed for a kernel
   VnniWeights vnni;           // int8 repacked for the VNNI kernel; empty where it does not run
+  Avx2Weights avx2;           // int8 in [-63, 63] repacked for the AVX2 kernel; empty where it does not run
 };
 
 struct Norm {
@@ -361,12 +363,14 @@ std::unique_ptr<BertEngine> BertEngine::load(const std::string& dir, std::int64_
     m.levels = activation_levels();
     for (Layer& layer : m.layers) {
       for (Linear* l : {&layer.qkv, &layer.attention_output, &layer.intermediate, &layer.output}) {
-        l->int8 = quantize_weights(l->weight.data(), l->in, l->out);
         // The last layer reads the qkv weight from column H on: panels must start there.
-        if (m.options.vnni_kernel && vnni_kernel_supports(l->in, l->out) && h % 16 == 0) {
-          l->vnni = pack_for_vnni(l->int8);
-          l->int8.values = {};  // the packed copy replaces it (scales and column sums are still read)
-        }
+        const bool vnni = m.options.vnni_kernel && vnni_kernel_supports(l->in, l->out) && h % 16 == 0;
+        const bool avx2 = !vnni && m.options.avx2_kernel && avx2_kernel_supports(l->in, l->out) && h % 8 == 0;
+        l->int8 = quantize_weights(l->weight.data(), l->in, l->out, avx2 ? kAvx2WeightLevels : 127);
+        if (vnni) l->vnni = pack_for_vnni(l->int8);
+        if (avx2) l->avx2 = pack_for_avx2(l->int8);
+        // The packed copy replaces the values (scales and column sums are still read).
+        if (vnni || avx2) l->int8.values = {};
         l->weight = {};
       }
     }
@@ -568,15 +572,15 @@ void BertEngine::Impl::dense(Workspace& ws, std::int64_t rows, const Rows& in, c
   }
   const Int8Weights& w = linear.int8;
   const std::int64_t threads = ws.threads;
-  if (!linear.vnni.packed.empty()) {
-    // int8 on the VNNI kernel: the dequantized rows come out of the GEMM; each thread takes blocks of rows
-    // and applies the row operation to a block while it is in cache.
-    // Rows per task: 96 (a block of weights is reused by more rows while in L1; 1–2% faster than 24 at one
-    // thread), fewer when that would leave a thread without work (the last layer's [CLS] rows). A thread
-    // alone on its call writing to an output array takes all the rows at once: each block of weights then
-    // comes from L2/L3 once per call instead of once per 96 rows (MiniLM-L6 int8, one thread: 187.4–187.9
-    // vs 182.2–186.4 pairs/s); rows whose floats go to a scratch block keep 96, so that the block is still in
-    // cache when the row operation reads it.
+  if (!linear.vnni.packed.empty() || !linear.avx2.packed.empty()) {
+    // int8 on the VNNI or AVX2 kernel: the dequantized rows come out of the GEMM; each thread takes blocks of
+    // rows and applies the row operation to a block while it is in cache. Rows per task: 96 (a block of
+    // weights is reused by more rows while in L1; 1–2% faster than 24 at one thread), fewer when that would
+    // leave a thread without work (the last layer's [CLS] rows). A thread alone on its call writing to an
+    // output array takes all the rows at once: each block of weights then comes from L2/L3 once per call
+    // instead of once per 96 rows (MiniLM-L6 int8, one thread: 187.4–187.9 vs 182.2–186.4 pairs/s); rows
+    // whose floats go to a scratch block keep 96, so that the block is still in cache when the row operation
+    // reads it.
     const std::int64_t block =
         threads == 1 && out != nullptr ? rows : std::min<std::int64_t>(96, (rows + threads - 1) / threads);
     if (out == nullptr && ws.row_scratch.size() < static_cast<std::size_t>(threads * block * count))
@@ -587,9 +591,15 @@ void BertEngine::Impl::dense(Workspace& ws, std::int64_t rows, const Rows& in, c
       float* block_out = out != nullptr ? out + first_row * out_ld
                                         : ws.row_scratch.data() + omp_get_thread_num() * block * count;
       const std::int64_t ld = out != nullptr ? out_ld : count;
-      gemm_int8_dequantize(linear.vnni, w, first, count, m, in.quantized.data() + first_row * in.width,
-                           in.width, in.scale.data() + first_row, in.zero.data() + first_row, bias, block_out,
-                           ld);
+      const std::uint8_t* a = in.quantized.data() + first_row * in.width;
+      const float* row_scale = in.scale.data() + first_row;
+      const std::int32_t* row_zero = in.zero.data() + first_row;
+      if (!linear.vnni.packed.empty())
+        gemm_int8_dequantize(linear.vnni, w, first, count, m, a, in.width, row_scale, row_zero, bias,
+                             block_out, ld);
+      else
+        gemm_int8_dequantize_avx2(linear.avx2, w, first, count, m, a, in.width, row_scale, row_zero, bias,
+                                  block_out, ld);
       for (std::int64_t i = 0; i < m; ++i) op(first_row + i, block_out + i * ld);
     }
     return;

@@ -10,7 +10,8 @@
 //     dequantization before and the next layer's quantization after; q, k, v are one GEMM (weights
 //     concatenated at load, every weight stored [in, out] so that the GEMMs read it row-major);
 //   - fp32 GEMMs by oneDNN's dnnl_sgemm, the fastest here (../shared/STACK.md); int8 GEMMs by the engine's
-//     VNNI kernel, which dequantizes in its epilogue (infer/vnni_gemm.h), else by oneDNN's
+//     VNNI kernel, which dequantizes in its epilogue (infer/vnni_gemm.h), on AVX2 without VNNI by its AVX2
+//     kernel (infer/avx2_gemm.h), else by oneDNN's
 //     dnnl_gemm_u8s8s32 on per-thread row blocks dequantized while their accumulators are in L2; rows that
 //     only feed the next int8 GEMM (attention output, GELU output) are kept quantized only;
 //   - attention by a fused AVX-512 kernel per (sequence, head) (infer/attention.h: Q Kᵀ, softmax and P V
@@ -59,6 +60,10 @@ struct BertEngineOptions {
   // int8 dense layers by the VNNI kernel with the dequantization in its epilogue (infer/vnni_gemm.h) where
   // the CPU has AVX-512 VNNI; false: oneDNN's u8s8s32 GEMM and a dequantizing pass (the fallback).
   bool vnni_kernel = true;
+  // int8 dense layers by the AVX2 kernel (infer/avx2_gemm.h: weights in [-63, 63], two groups of products
+  // summed in int16) where the CPU has AVX2 and the VNNI kernel does not run; false: oneDNN's u8s8s32 GEMM
+  // with weights in [-127, 127] and a dequantizing pass (the fallback).
+  bool avx2_kernel = true;
   // int8 mode: the fused attention kernel multiplies bf16-rounded operands (AttentionHead::bf16) where the
   // CPU has AVX512_BF16: 1.5× its float32 speed on MiniLM-L6's heads (bench/bench_attention), for a
   // rounding the size of the int8 layers' own (`disranker quantize` measures both together). float32 mode

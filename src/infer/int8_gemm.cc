@@ -13,7 +13,7 @@
 
 namespace disranker {
 
-Int8Weights quantize_weights(const float* weight, std::int64_t in, std::int64_t out) {
+Int8Weights quantize_weights(const float* weight, std::int64_t in, std::int64_t out, int levels) {
   Int8Weights q;
   q.in = in, q.out = out;
   q.values.resize(static_cast<std::size_t>(in * out));
@@ -21,7 +21,7 @@ Int8Weights quantize_weights(const float* weight, std::int64_t in, std::int64_t 
   q.column_sum.assign(static_cast<std::size_t>(out), 0);
   for (std::int64_t i = 0; i < in; ++i)
     for (std::int64_t o = 0; o < out; ++o) q.scale[o] = std::max(q.scale[o], std::fabs(weight[i * out + o]));
-  for (float& s : q.scale) s = s > 0 ? s / 127.0f : 1.0f;
+  for (float& s : q.scale) s = s > 0 ? s / static_cast<float>(levels) : 1.0f;
   for (std::int64_t i = 0; i < in; ++i) {
     for (std::int64_t o = 0; o < out; ++o) {
       const auto v = static_cast<std::int8_t>(std::lrint(weight[i * out + o] / q.scale[o]));

@@ -24,7 +24,8 @@ struct Int8Weights {
   std::vector<std::int32_t> column_sum;  // [out]: Σ_i values[i][o]
 };
 
-Int8Weights quantize_weights(const float* weight, std::int64_t in, std::int64_t out);
+// values in [-levels, levels]: 127, or kAvx2WeightLevels for the AVX2 kernel (infer/avx2_gemm.h).
+Int8Weights quantize_weights(const float* weight, std::int64_t in, std::int64_t out, int levels = 127);
 
 // The largest quantized activation: 255 with VNNI (int32 accumulation), 127 without (see above). Follows
 // oneDNN's effective ISA, so ONEDNN_MAX_CPU_ISA=AVX2 selects the 7-bit path too.
