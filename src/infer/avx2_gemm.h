@@ -6,8 +6,9 @@
 // peak is only 2× its sgemm one. Here activations are in [0, 127] (activation_levels() without VNNI) and the
 // weights in [-63, 63] (kAvx2WeightLevels): two vpmaddubsw results then fit one int16 sum
 // (2 · 2 · 127 · 63 = 32,004 ≤ 32,767), and one vpmaddwd widens 64 products. Three multiplies per 64 products
-// instead of four: 216 against 146–167 GOP/s for oneDNN's scheme in the same register blocks (one core of an
-// AMD EPYC with AVX2, [96 × 384] · [384 × 1,536]). The weights lose a bit: `disranker quantize` reports it.
+// instead of four: 229 against 174 GOP/s for oneDNN's scheme in the best register blocks of each (one core of
+// an AMD EPYC with AVX2, [96 × 384] · [384 × 1,536], best of 10 passes; a throw-away microbenchmark). The
+// weights lose a bit of precision: `disranker quantize` reports what it costs.
 //
 // Layout: the weights are repacked at load into 8-column panels of 4-row groups, 32 bytes per (panel, group):
 // byte (c, j) is W[4g + j][8p + c], the signed operand of one vpmaddubsw against the 4 activation bytes of a
