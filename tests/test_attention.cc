@@ -2,6 +2,7 @@
 // by plain loops, on every shape class it has code for: head sizes 16, 32 and 64; key counts below, at and
 // across the 16-key vectors and 64-key blocks; query-row counts below, at and across its 8-row blocks; one
 // query row (the engine's last layer, [CLS] only); rows with gaps (leading dimensions wider than the head).
+// The AVX2 kernel (attention_head_avx2) against the same reference, on every CPU with AVX2.
 // The bf16 path against the same reference computed from q, k and v rounded to bf16 (what its products
 // read): what remains is the rounding of the probabilities, at most 2⁻⁹ of each.
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "infer/attention.h"
+#include "infer/vector_math.h"
 
 namespace disranker {
 namespace {
@@ -48,8 +50,10 @@ float round_to_bf16(float x) {
   return std::bit_cast<float>(bits & 0xffff0000u);
 }
 
-// Runs every shape class through attention_head (with bf16 products or not) against the double reference.
-void expect_kernel_matches_reference(bool bf16) {
+using Kernel = void (*)(const AttentionHead&, float*);
+
+// Runs every shape class through `kernel` (with bf16 products or not) against the double reference.
+void expect_kernel_matches_reference(Kernel kernel, bool bf16) {
   std::mt19937 random(3);
   std::normal_distribution<float> normal(0.0f, 1.5f);  // wide scores: the softmax is far from uniform
   int checked = 0;
@@ -72,7 +76,7 @@ void expect_kernel_matches_reference(bool bf16) {
         head.scale = 1.0f / std::sqrt(static_cast<float>(dim));
         head.out = out.data(), head.out_ld = out_ld;
         head.bf16 = bf16;
-        attention_head(head, workspace.data());
+        kernel(head, workspace.data());
         float largest_value = 0;
         for (float& e : v) largest_value = std::max(largest_value, std::fabs(e));
         for (auto* x : {&q, &k, &v})
@@ -100,18 +104,23 @@ void expect_kernel_matches_reference(bool bf16) {
 
 TEST(AttentionKernel, MatchesSoftmaxQKtVInDoublePrecision) {
   if (!attention_kernel_supports(32))
-    GTEST_SKIP() << "no AVX-512F on this CPU: the engine uses its GEMM path";
-  expect_kernel_matches_reference(false);
+    GTEST_SKIP() << "neither AVX-512F nor AVX2 on this CPU: the engine uses its GEMM path";
+  expect_kernel_matches_reference(attention_head, false);
+}
+
+TEST(AttentionKernel, Avx2KernelMatchesSoftmaxQKtVInDoublePrecision) {
+  if (!vector_math_uses_avx2()) GTEST_SKIP() << "no AVX2 and FMA on this CPU";
+  expect_kernel_matches_reference(attention_head_avx2, false);
 }
 
 TEST(AttentionKernel, MatchesTheReferenceOnBf16RoundedInputsWithBf16Products) {
   if (!attention_kernel_supports(32) || !attention_bf16_supports())
     GTEST_SKIP() << "no AVX512_BF16 on this CPU: the engine keeps float32 products";
-  expect_kernel_matches_reference(true);
+  expect_kernel_matches_reference(attention_head, true);
 }
 
 TEST(AttentionKernel, SupportsBertsHeadSizesOnly) {
-  if (!attention_kernel_supports(64)) GTEST_SKIP() << "no AVX-512F on this CPU";
+  if (!attention_kernel_supports(64)) GTEST_SKIP() << "neither AVX-512F nor AVX2 on this CPU";
   for (const std::int64_t dim : {16, 32, 64}) EXPECT_TRUE(attention_kernel_supports(dim)) << dim;
   for (const std::int64_t dim : {8, 24, 48, 80, 128}) EXPECT_FALSE(attention_kernel_supports(dim)) << dim;
 }

@@ -322,7 +322,7 @@ void attention_head_of(const AttentionHead& head, float* workspace) {
 }  // namespace
 
 bool attention_kernel_supports(std::int64_t dim) {
-  return vector_math_uses_avx512() && (dim == 16 || dim == 32 || dim == 64);
+  return (vector_math_uses_avx512() || vector_math_uses_avx2()) && (dim == 16 || dim == 32 || dim == 64);
 }
 
 bool attention_bf16_supports() {
@@ -332,10 +332,12 @@ bool attention_bf16_supports() {
 }
 
 std::int64_t attention_workspace_floats(std::int64_t length, std::int64_t dim) {
-  return (dim + 2 * kRowBlock) * padded_length(length);  // the bf16 path's layout is the larger
+  // The largest layout of the three paths: the AVX2 kernel's, Kᵀ, the packed values and 8 rows of scores.
+  return (2 * dim + 2 * kRowBlock) * padded_length(length);
 }
 
 void attention_head(const AttentionHead& head, float* workspace) {
+  if (!vector_math_uses_avx512()) return attention_head_avx2(head, workspace);
   if (head.bf16) return attention_head_of<true>(head, workspace);
   attention_head_of<false>(head, workspace);
 }

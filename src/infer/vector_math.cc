@@ -8,7 +8,6 @@
 #include "infer/simd_math.h"
 
 // libmvec's AVX2 variants (glibc >= 2.35), named by the x86-64 vector function ABI.
-extern "C" __m256 _ZGVdN8v_erff(__m256);
 extern "C" __m256 _ZGVdN8v_tanhf(__m256);
 extern "C" __m256 _ZGVdN8v_expf(__m256);
 
@@ -25,28 +24,18 @@ float gelu_tanh_scalar(float x) {
   return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
 }
 
-__attribute__((target("avx2,fma"))) void gelu_erf_avx2(float* x, std::size_t n) {
-  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), scale = _mm256_set1_ps(kInvSqrt2);
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 v = _mm256_loadu_ps(x + i);
-    const __m256 e = _ZGVdN8v_erff(_mm256_mul_ps(v, scale));
-    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, e)));
-  }
-  for (; i < n; ++i) x[i] = gelu_erf_scalar(x[i]);
-}
+// erf by Abramowitz & Stegun 7.1.26, erf(z) = 1 − t (a1 + t (a2 + … + t a5)) e^(−z²) with t = 1 / (1 + p z)
+// for z ≥ 0 (absolute error ≤ 1.5e-7), the exponential and the reciprocal inline (rcp and one Newton step).
+// AVX-512: GELU went from 6.2% to 4.2% of int8 MiniLM-L6's samples (libmvec's 16-wide erff measured no faster
+// than its 8-wide one). AVX2: libmvec's erff and the loop around it were 4.5% (see docs/inference.md).
+constexpr float kErfP = 0.3275911f;
+constexpr float kErfA[] = {1.061405429f, -1.453152027f, 1.421413741f, -0.284496736f,
+                           0.254829592f};  // a5 … a1
 
-// AVX-512: erf by Abramowitz & Stegun 7.1.26, erf(z) = 1 − t (a1 + t (a2 + … + t a5)) e^(−z²) with
-// t = 1 / (1 + p z) for z ≥ 0 (absolute error ≤ 1.5e-7), the exponential and the reciprocal inline (rcp14 and
-// one Newton step): GELU went from 6.2% to 4.2% of int8 MiniLM-L6's samples (libmvec's 16-wide erff measured
-// no faster than its 8-wide one).
 __attribute__((target("avx512f"))) void gelu_erf_avx512(float* x, std::size_t n) {
   const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f);
-  const __m512 inv_sqrt2 = _mm512_set1_ps(kInvSqrt2), p = _mm512_set1_ps(0.3275911f);
+  const __m512 inv_sqrt2 = _mm512_set1_ps(kInvSqrt2), p = _mm512_set1_ps(kErfP);
   const __m512 minus_log2e = _mm512_set1_ps(-1.44269504089f);
-  const __m512 a1 = _mm512_set1_ps(0.254829592f), a2 = _mm512_set1_ps(-0.284496736f);
-  const __m512 a3 = _mm512_set1_ps(1.421413741f), a4 = _mm512_set1_ps(-1.453152027f);
-  const __m512 a5 = _mm512_set1_ps(1.061405429f);
   std::size_t i = 0;
   for (; i + 16 <= n; i += 16) {
     const __m512 v = _mm512_loadu_ps(x + i);
@@ -54,10 +43,9 @@ __attribute__((target("avx512f"))) void gelu_erf_avx512(float* x, std::size_t n)
     const __m512 d = _mm512_fmadd_ps(p, z, one);
     __m512 t = _mm512_rcp14_ps(d);
     t = _mm512_mul_ps(t, _mm512_fnmadd_ps(d, t, two));  // Newton: t (2 − d t)
-    __m512 poly = _mm512_fmadd_ps(a5, t, a4);
-    poly = _mm512_fmadd_ps(poly, t, a3);
-    poly = _mm512_fmadd_ps(poly, t, a2);
-    poly = _mm512_fmadd_ps(poly, t, a1);
+    __m512 poly = _mm512_set1_ps(kErfA[0]);
+#pragma GCC unroll 4
+    for (int k = 1; k < 5; ++k) poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(kErfA[k]));
     poly = _mm512_mul_ps(poly, t);
     const __m512 gaussian = exp2_nonpositive(_mm512_mul_ps(_mm512_mul_ps(z, z), minus_log2e));
     const __m512 erf_abs = _mm512_fnmadd_ps(poly, gaussian, one);  // erf(|v| / √2)
@@ -65,6 +53,30 @@ __attribute__((target("avx512f"))) void gelu_erf_avx512(float* x, std::size_t n)
     const __mmask16 negative = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
     const __m512 one_plus = _mm512_mask_sub_ps(_mm512_add_ps(one, erf_abs), negative, one, erf_abs);
     _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_mul_ps(half, v), one_plus));
+  }
+  for (; i < n; ++i) x[i] = gelu_erf_scalar(x[i]);
+}
+
+// The same on AVX2: rcpps has 12 bits, the Newton step brings it to ≈ 23.
+__attribute__((target("avx2,fma"))) void gelu_erf_avx2(float* x, std::size_t n) {
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
+  const __m256 inv_sqrt2 = _mm256_set1_ps(kInvSqrt2), p = _mm256_set1_ps(kErfP);
+  const __m256 minus_log2e = _mm256_set1_ps(-1.44269504089f), sign = _mm256_set1_ps(-0.0f);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 z = _mm256_andnot_ps(sign, _mm256_mul_ps(v, inv_sqrt2));
+    const __m256 d = _mm256_fmadd_ps(p, z, one);
+    __m256 t = _mm256_rcp_ps(d);
+    t = _mm256_mul_ps(t, _mm256_fnmadd_ps(d, t, two));
+    __m256 poly = _mm256_set1_ps(kErfA[0]);
+#pragma GCC unroll 4
+    for (int k = 1; k < 5; ++k) poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(kErfA[k]));
+    poly = _mm256_mul_ps(poly, t);
+    const __m256 gaussian = exp2_nonpositive(_mm256_mul_ps(_mm256_mul_ps(z, z), minus_log2e));
+    const __m256 erf_abs = _mm256_fnmadd_ps(poly, gaussian, one);
+    const __m256 one_plus = _mm256_blendv_ps(_mm256_add_ps(one, erf_abs), _mm256_sub_ps(one, erf_abs), v);
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(half, v), one_plus));
   }
   for (; i < n; ++i) x[i] = gelu_erf_scalar(x[i]);
 }

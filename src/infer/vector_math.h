@@ -1,7 +1,8 @@
 // Element-wise activations over float arrays for the inference engine. GELU's erf (and tanh) dominate the
-// non-GEMM time of a BERT forward when computed one float at a time; these use glibc's vector math library
-// (libmvec: 8 floats per call, ≤ 4 ulp) when the CPU has AVX2 and FMA, chosen at run time, and the scalar
-// libm functions otherwise; with AVX-512, gelu_erf computes erf inline (16 floats per step).
+// non-GEMM time of a BERT forward when computed one float at a time. gelu_erf computes erf inline (a short
+// polynomial, 16 floats per step with AVX-512, 8 with AVX2 and FMA); gelu_tanh and softmax use glibc's vector
+// math library (libmvec: 8 floats per call, ≤ 4 ulp) with AVX2 and FMA; all chosen at run time, the scalar
+// libm functions otherwise.
 #pragma once
 
 #include <cstddef>
