@@ -88,14 +88,7 @@ Avx2Weights pack_for_avx2(const Int8Weights& w) {
   }
   Avx2Weights packed;
   packed.in = w.in, packed.out = w.out;
-  packed.packed.resize(static_cast<std::size_t>(w.in * w.out));
-  const std::int64_t groups = w.in / 4;
-  std::size_t at = 0;
-  for (std::int64_t panel = 0; panel < w.out / 8; ++panel)
-    for (std::int64_t g = 0; g < groups; ++g)
-      for (std::int64_t c = 0; c < 8; ++c)
-        for (std::int64_t j = 0; j < 4; ++j)
-          packed.packed[at++] = w.values[static_cast<std::size_t>((4 * g + j) * w.out + 8 * panel + c)];
+  packed.packed = pack_column_panels(w, 8);
   return packed;
 }
 

@@ -32,6 +32,17 @@ Int8Weights quantize_weights(const float* weight, std::int64_t in, std::int64_t 
   return q;
 }
 
+std::vector<std::int8_t> pack_column_panels(const Int8Weights& w, std::int64_t columns) {
+  std::vector<std::int8_t> packed(static_cast<std::size_t>(w.in * w.out));
+  std::size_t at = 0;
+  for (std::int64_t panel = 0; panel < w.out / columns; ++panel)
+    for (std::int64_t g = 0; g < w.in / 4; ++g)
+      for (std::int64_t c = 0; c < columns; ++c)
+        for (std::int64_t j = 0; j < 4; ++j)
+          packed[at++] = w.values[static_cast<std::size_t>((4 * g + j) * w.out + columns * panel + c)];
+  return packed;
+}
+
 int activation_levels() {
   // VNNI is the 0x40 bit of the AVX-512 ISA values (avx512_core_vnni and above) and 0x400 of avx2_vnni.
   const auto isa = static_cast<unsigned>(dnnl_get_effective_cpu_isa());

@@ -27,6 +27,11 @@ struct Int8Weights {
 // values in [-levels, levels]: 127, or kAvx2WeightLevels for the AVX2 kernel (infer/avx2_gemm.h).
 Int8Weights quantize_weights(const float* weight, std::int64_t in, std::int64_t out, int levels = 127);
 
+// w's values regrouped for the int8 kernels (infer/vnni_gemm.h: 16 columns, infer/avx2_gemm.h: 8): panels of
+// `columns` output columns, each a run of groups of 4 inputs, byte (c, j) of group g in panel p being
+// W[4g + j][columns · p + c]. w.in % 4 == 0 and w.out % columns == 0 must hold.
+std::vector<std::int8_t> pack_column_panels(const Int8Weights& w, std::int64_t columns);
+
 // The largest quantized activation: 255 with VNNI (int32 accumulation), 127 without (see above). Follows
 // oneDNN's effective ISA, so ONEDNN_MAX_CPU_ISA=AVX2 selects the 7-bit path too.
 int activation_levels();

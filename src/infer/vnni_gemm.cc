@@ -86,14 +86,7 @@ VnniWeights pack_for_vnni(const Int8Weights& w) {
                 "] weight needs in % 4 == 0 and out % 16 == 0");
   VnniWeights packed;
   packed.in = w.in, packed.out = w.out;
-  packed.packed.resize(static_cast<std::size_t>(w.in * w.out));
-  const std::int64_t groups = w.in / 4;
-  std::size_t at = 0;
-  for (std::int64_t panel = 0; panel < w.out / 16; ++panel)
-    for (std::int64_t g = 0; g < groups; ++g)
-      for (std::int64_t c = 0; c < 16; ++c)
-        for (std::int64_t j = 0; j < 4; ++j)
-          packed.packed[at++] = w.values[static_cast<std::size_t>((4 * g + j) * w.out + 16 * panel + c)];
+  packed.packed = pack_column_panels(w, 16);
   return packed;
 }
 
