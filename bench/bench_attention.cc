@@ -1,5 +1,5 @@
-// One sequence's self-attention, all heads, one thread: the fast engine's fused AVX-512 kernel
-// (infer/attention.h) against the path it replaced, two oneDNN sgemm calls per head with a vectorized softmax
+// One sequence's self-attention, all heads, one thread: the fast engine's fused kernel (infer/attention.h;
+// AVX-512, or its AVX2 port on CPUs without AVX-512) against the path it replaced, two oneDNN sgemm calls per head with a vectorized softmax
 // between them (the engine's fallback for other head sizes and CPUs). Reports GFLOP/s (4 · length² · hidden
 // FLOPs per sequence: Q Kᵀ and P V) as a counter; the ratio of the two rows is the kernel's gain. A third
 // row runs the kernel with bf16 products (AttentionHead::bf16, the int8 engine's choice).
@@ -54,7 +54,7 @@ void report(benchmark::State& state, const Sequence& s) {
 
 void BM_AttentionKernel(benchmark::State& state) {
   Sequence s(state.range(0), state.range(1));
-  if (!attention_kernel_supports(s.dim)) return state.SkipWithError("no AVX-512 on this CPU");
+  if (!attention_kernel_supports(s.dim)) return state.SkipWithError("neither AVX-512 nor AVX2 on this CPU");
   for (auto _ : state) {
     for (std::int64_t h = 0; h < kHeads; ++h) attention_head(s.head(h), s.workspace.data());
     benchmark::DoNotOptimize(s.out.data());
