@@ -1,8 +1,9 @@
 // One sequence's self-attention, all heads, one thread: the fast engine's fused kernel (infer/attention.h;
-// AVX-512, or its AVX2 port on CPUs without AVX-512) against the path it replaced, two oneDNN sgemm calls per head with a vectorized softmax
-// between them (the engine's fallback for other head sizes and CPUs). Reports GFLOP/s (4 · length² · hidden
-// FLOPs per sequence: Q Kᵀ and P V) as a counter; the ratio of the two rows is the kernel's gain. A third
-// row runs the kernel with bf16 products (AttentionHead::bf16, the int8 engine's choice).
+// AVX-512, or its AVX2 port on CPUs without AVX-512) against the path it replaced, two oneDNN sgemm calls per
+// head with a vectorized softmax between them (the engine's fallback for other head sizes and CPUs). Reports
+// GFLOP/s (4 · length² · hidden FLOPs per sequence: Q Kᵀ and P V) as a counter; the ratio of the two rows is
+// the kernel's gain. A third row runs the kernel with bf16 products (AttentionHead::bf16, the int8 engine's
+// choice).
 //
 // Usage: build/bench/bench_attention [--benchmark_filter=...]
 // Arguments of each row: length (tokens), head dimension; hidden = 12 heads × dimension (MiniLM-L6: 32,

@@ -15,7 +15,7 @@
 //     BENCH_PATHS=TEXT: only the paths whose label contains TEXT (e.g. "engine int8", for quick A/B runs);
 //     BENCH_THREADS="1 2": the thread counts;
 //     BENCH_NO_KERNELS=1: the engine without its own kernels (oneDNN GEMMs for attention and int8);
-//     BENCH_NO_ATTENTION_KERNEL=1: attention as two oneDNN GEMMs per head (BertEngineOptions::fused_attention);
+//     BENCH_NO_ATTENTION_KERNEL=1: attention on two oneDNN GEMMs per head (fused_attention = false);
 //     BENCH_NO_BF16=1: int8 without the bf16 products in attention (BertEngineOptions::bf16_attention);
 //     BENCH_JSON=FILE: also append one JSON line per measurement (bench/inference.sh merges them with ONNX
 //     Runtime's).
