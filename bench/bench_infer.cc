@@ -12,6 +12,9 @@
 // Usage: bench_infer DATA_DIR VOCAB MAX_LENGTH CONFIG.json [CONFIG.json ...]
 // env BENCH_QUERIES=N: the first N queries of the run file only, for slow models;
 //     BENCH_TOKENS_PER_CALL=N: the engine's BertEngineOptions::tokens_per_call;
+//     BENCH_PAIRS_PER_CALL=N: the engine scores each query's candidates N at a time (small requests; with
+//     fewer
+//         than 4 pairs per thread one call at a time uses every thread);
 //     BENCH_PATHS=TEXT: only the paths whose label contains TEXT (e.g. "engine int8", for quick A/B runs);
 //     BENCH_THREADS="1 2": the thread counts;
 //     BENCH_NO_KERNELS=1: the engine without its own kernels (oneDNN GEMMs for attention and int8);
@@ -31,6 +34,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <span>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -184,6 +188,21 @@ int main(int argc, char** argv) {
                                                                         : "1 2");
         for (int t = 0; list >> t;) thread_counts.push_back(t);
       }
+      const char* per_call = std::getenv("BENCH_PAIRS_PER_CALL");
+      const std::size_t pairs_per_call = per_call != nullptr ? std::stoul(per_call) : 0;
+      if (pairs_per_call > 0)
+        std::fprintf(stderr,
+                     "bench_infer: the engine rows score %zu pairs per call, not one call per query\n",
+                     pairs_per_call);
+      // One engine call per query, or per pairs_per_call of its candidates.
+      const auto score_queries = [&](BertEngine& e) {
+        for (const auto& q : per_query) {
+          const std::span<const EncodedPair> all(q);
+          const std::size_t step = pairs_per_call > 0 ? pairs_per_call : all.size();
+          for (std::size_t start = 0; start < all.size(); start += step)
+            e.score_raw(all.subspan(start, std::min(step, all.size() - start)));
+        }
+      };
       const std::string only = std::getenv("BENCH_PATHS") != nullptr ? std::getenv("BENCH_PATHS") : "";
       for (int threads : thread_counts) {
         at::set_num_threads(threads);
@@ -202,15 +221,8 @@ int main(int argc, char** argv) {
                for (const auto& q : per_query) ranker->score(q, q.size());
              }},
             {"libtorch eager, length-sorted batches of 32", [&] { ranker->score(sorted, 32); }},
-            {"DisRanker engine fp32, one call per query",
-             [&] {
-               for (const auto& q : per_query) engine->score_raw(q);
-             }},
-            {"DisRanker engine int8, one call per query",
-             [&] {
-               for (const auto& q : per_query) int8_engine->score_raw(q);
-             },
-             true},
+            {"DisRanker engine fp32, one call per query", [&] { score_queries(*engine); }},
+            {"DisRanker engine int8, one call per query", [&] { score_queries(*int8_engine); }, true},
         };
         double baseline = 0;
         for (const Path& path : paths) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "allocation_counter.h"
 #include "core/error.h"
 #include "infer/avx2_gemm.h"
 #include "infer/bert_engine.h"
@@ -260,8 +261,8 @@ TEST(BertEngine, Int8ScoresStayCloseToFloat32) {
     EXPECT_GT(scale, 0.1);
     EXPECT_GT(largest, 1e-7);  // int8 did run
     const double bound = avx2_kernel_supports(hidden, hidden) ? 3e-3 : 2e-3;
-    EXPECT_LT(largest, bound * scale) << "hidden " << hidden << ": largest difference " << largest
-                                     << ", scale " << scale;
+    EXPECT_LT(largest, bound * scale)
+        << "hidden " << hidden << ": largest difference " << largest << ", scale " << scale;
     options.tokens_per_call = 1;
     expect_near_all(BertEngine::load(model.dir, 256, options)->score_raw(pairs), scores, 1e-5);
   }
@@ -280,6 +281,36 @@ TEST(BertEngine, Int8GivesTheSameScoresOnEitherGemmPath) {
   const auto kernels = BertEngine::load(model.dir, 256, options)->score_raw(pairs);
   options.vnni_kernel = false, options.fused_attention = false;
   expect_near_all(BertEngine::load(model.dir, 256, options)->score_raw(pairs), kernels, 1e-5);
+}
+
+// A request sizes the engine's buffers for its largest forward call, whichever thread runs it
+// (bert_engine.h); a later request with no larger call allocates one thing, the vector of scores it returns.
+// Both precisions; one thread, and two threads each running its own calls (8 or more pairs) or sharing one
+// call at a time (fewer).
+TEST(BertEngine, AllocatesOnlyItsResultOnceWarm) {
+  if (!testing::allocations_counted()) GTEST_SKIP() << "allocations are not counted in this build";
+  Model model("gelu", {}, 0.1, 64, 2);
+  std::vector<EncodedPair> pairs;
+  for (int copy = 0; copy < 4; ++copy)
+    for (const EncodedPair& pair : model.pairs()) pairs.push_back(pair);
+  const std::span<const EncodedPair> all(pairs);
+  for (const Precision precision : {Precision::kFloat32, Precision::kInt8}) {
+    for (const int threads : {1, 2}) {
+      BertEngineOptions options;
+      options.precision = precision, options.threads = threads, options.tokens_per_call = 64;
+      auto engine = BertEngine::load(model.dir, 256, options);
+      const auto expected = engine->score_raw(all);
+      (void)engine->score_raw(all.first(3));  // with 2 threads: the other way of running calls
+      for (const std::size_t count : {pairs.size(), pairs.size() / 2, std::size_t{3}, pairs.size()}) {
+        std::vector<double> scores;
+        EXPECT_EQ(testing::allocations_during([&] { scores = engine->score_raw(all.first(count)); }), 1)
+            << (precision == Precision::kInt8 ? "int8" : "float32") << ", " << threads << " threads, "
+            << count << " pairs";
+        ASSERT_EQ(scores.size(), count);
+        for (std::size_t i = 0; i < count; ++i) EXPECT_NEAR(scores[i], expected[i], 1e-5);
+      }
+    }
+  }
 }
 
 }  // namespace

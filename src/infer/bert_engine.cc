@@ -52,6 +52,12 @@ struct Layer {
   Norm output_norm;
 };
 
+// Grows `buffer` to at least `size` elements (never shrinks).
+template <class T>
+void grow(std::vector<T>& buffer, std::int64_t size) {
+  if (buffer.size() < static_cast<std::size_t>(size)) buffer.resize(static_cast<std::size_t>(size));
+}
+
 // A row-major activation matrix and, in int8 mode, its quantized copy (one scale and zero point per row),
 // which is what the next dense layer reads.
 struct Rows {
@@ -67,9 +73,6 @@ struct Rows {
   // copy only (int8 rows that are never read as floats).
   void reserve(std::int64_t rows, std::int64_t row_width, bool int8, bool floats = true) {
     width = row_width;
-    const auto grow = [](auto& buffer, std::int64_t size) {
-      if (buffer.size() < static_cast<std::size_t>(size)) buffer.resize(static_cast<std::size_t>(size));
-    };
     if (floats) grow(values, rows * width);
     if (int8) grow(quantized, rows * width), grow(scale, rows), grow(zero, rows);
   }
@@ -80,8 +83,9 @@ struct Rows {
   }
 };
 
-// The buffers of forward passes, reused across calls (they grow to the largest call: no allocation in the
-// steady state). `threads`: the team that runs the loops of a pass on this workspace.
+// The buffers of forward passes, reused across calls: score_raw sizes them for the largest call of its
+// request before any pass runs (Impl::prepare), so a request whose calls are no larger than earlier ones
+// allocates nothing. `threads`: the team that runs the loops of a pass on this workspace.
 struct Workspace {
   int threads = 1;
   Rows x, qkv, context, scratch, intermediate;                      // packed: [tokens, ...]
@@ -92,6 +96,34 @@ struct Workspace {
   std::atomic<int> failed_status{dnnl_success};  // a oneDNN failure inside a parallel loop
   std::vector<std::int64_t> offsets, lengths;
 };
+
+// The size of a forward call that a workspace must hold: packed tokens, pairs, and the longest pair.
+struct CallShape {
+  std::int64_t tokens = 0, sequences = 0, longest = 0;
+};
+
+// An int8 dense layer's per-thread scratch (see Impl::dense): rows per task, and the floats of row_scratch
+// and the int32s of accumulators the whole team needs.
+struct Int8DenseScratch {
+  std::int64_t block = 0, row_floats = 0, accumulators = 0;
+};
+
+// engine_kernel: the VNNI or AVX2 kernel runs the layer (else oneDNN's u8s8s32); to_scratch: the output rows
+// go to row_scratch (out == nullptr) rather than to an output array.
+Int8DenseScratch int8_dense_scratch(bool engine_kernel, bool to_scratch, std::int64_t rows,
+                                    std::int64_t count, std::int64_t threads) {
+  const std::int64_t share = (rows + threads - 1) / threads;
+  Int8DenseScratch need;
+  if (engine_kernel) {
+    need.block = threads == 1 && !to_scratch ? rows : std::min<std::int64_t>(96, share);
+    need.row_floats = to_scratch ? threads * need.block * count : 0;
+  } else {
+    need.block = std::min(std::max<std::int64_t>(16, kAccumulatorBytes / (4 * count)), share);
+    need.accumulators = threads * need.block * count;
+    need.row_floats = to_scratch ? threads * count : 0;
+  }
+  return need;
+}
 
 enum class Activation { kGeluErf, kGeluTanh, kRelu, kSilu };
 
@@ -288,6 +320,11 @@ struct BertEngine::Impl {
   std::vector<std::size_t> call_bounds;  // score_raw: the first pair of each forward call, then the end
 
   bool int8() const { return options.precision == Precision::kInt8; }
+  // Sizes every buffer of `ws` for calls up to `shape` run by a team of `team` threads.
+  void prepare(Workspace& ws, int team, const CallShape& shape) const;
+  // attention()'s floats per thread for sequences up to `longest` tokens.
+  std::int64_t attention_scores_floats(std::int64_t longest) const;
+  std::int64_t attention_floats_per_thread(std::int64_t longest, bool cls_only) const;
   void forward(Workspace& ws, std::span<const EncodedPair> pairs, double* out) const;
   void embed(Workspace& ws, std::span<const EncodedPair> pairs) const;
   void attention(Workspace& ws, std::int64_t sequences, const float* query, std::int64_t query_ld,
@@ -430,13 +467,21 @@ std::vector<double> BertEngine::score_raw(std::span<const EncodedPair> pairs, st
   const std::size_t most_pairs = batch_size > 0 ? batch_size : pairs.size();
   std::vector<std::size_t>& bounds = m.call_bounds;  // reused: no allocation in the steady state
   bounds.assign(1, 0);
+  CallShape largest;  // what every workspace in use must hold
   while (bounds.back() < pairs.size()) {
     std::size_t end = bounds.back(), tokens = 0;
     while (end < pairs.size() && end - bounds.back() < most_pairs &&
-           (end == bounds.back() || tokens + pairs[end].ids.size() <= token_budget))
+           (end == bounds.back() || tokens + pairs[end].ids.size() <= token_budget)) {
+      largest.longest =
+          std::max<std::int64_t>(largest.longest, static_cast<std::int64_t>(pairs[end].ids.size()));
       tokens += pairs[end++].ids.size();
+    }
+    largest.tokens = std::max(largest.tokens, static_cast<std::int64_t>(tokens));
+    largest.sequences = std::max(largest.sequences, static_cast<std::int64_t>(end - bounds.back()));
     bounds.push_back(end);
   }
+  // forward() refuses longer pairs; no buffer is sized for them first.
+  largest.longest = std::min(largest.longest, m.config.max_position_embeddings);
   const auto calls = static_cast<std::int64_t>(bounds.size() - 1);
   const auto run = [&](Workspace& ws, std::int64_t call) {
     const std::size_t begin = bounds[static_cast<std::size_t>(call)];
@@ -445,18 +490,20 @@ std::vector<double> BertEngine::score_raw(std::span<const EncodedPair> pairs, st
   };
   while (m.workspaces.size() < static_cast<std::size_t>(threads))
     m.workspaces.push_back(std::make_unique<Workspace>());
+  // Every workspace the calls may land on is sized for the largest call before any runs: which thread gets
+  // which call is decided at run time, and a later request then allocates nothing unless a call is larger.
   if (!call_per_thread) {
-    m.workspaces[0]->threads = threads;
+    m.prepare(*m.workspaces[0], threads, largest);
     for (std::int64_t call = 0; call < calls; ++call) run(*m.workspaces[0], call);
     return scores;
   }
   std::exception_ptr failure;  // an exception must not leave an OpenMP thread: rethrown after the loop
+  for (int thread = 0; thread < threads; ++thread)
+    m.prepare(*m.workspaces[static_cast<std::size_t>(thread)], 1, largest);
 #pragma omp parallel for schedule(dynamic) num_threads(threads)
   for (std::int64_t call = 0; call < calls; ++call) {
     try {
-      Workspace& ws = *m.workspaces[static_cast<std::size_t>(omp_get_thread_num())];
-      ws.threads = 1;
-      run(ws, call);
+      run(*m.workspaces[static_cast<std::size_t>(omp_get_thread_num())], call);
     } catch (...) {
 #pragma omp critical(disranker_engine_failure)
       if (!failure) failure = std::current_exception();
@@ -488,6 +535,45 @@ void BertEngine::Impl::embed(Workspace& ws, std::span<const EncodedPair> pairs) 
   }
 }
 
+// The fused kernel's workspace, or the scores of one head for the GEMM path.
+std::int64_t BertEngine::Impl::attention_scores_floats(std::int64_t longest) const {
+  const std::int64_t d = config.head_dim();
+  const bool kernel = options.fused_attention && attention_kernel_supports(d);
+  return kernel ? attention_workspace_floats(longest, d) : longest * longest;
+}
+
+// Per thread: the head's workspace, then (int8) the sequence's output rows.
+std::int64_t BertEngine::Impl::attention_floats_per_thread(std::int64_t longest, bool cls_only) const {
+  return attention_scores_floats(longest) + (int8() ? (cls_only ? 1 : longest) * config.hidden_size : 0);
+}
+
+void BertEngine::Impl::prepare(Workspace& ws, int team, const CallShape& shape) const {
+  const std::int64_t h = config.hidden_size;
+  const std::int64_t inner = config.intermediate_size;
+  const bool q = int8();
+  ws.threads = team;
+  ws.offsets.reserve(static_cast<std::size_t>(shape.sequences));
+  ws.lengths.reserve(static_cast<std::size_t>(shape.sequences));
+  ws.x.reserve(shape.tokens, h, q), ws.qkv.reserve(shape.tokens, 3 * h, false);
+  ws.context.reserve(shape.tokens, h, q, !q);
+  ws.scratch.reserve(shape.tokens, h, q), ws.intermediate.reserve(shape.tokens, inner, q, !q);
+  ws.cls.reserve(shape.sequences, h, q), ws.cls_query.reserve(shape.sequences, h, false);
+  ws.cls_context.reserve(shape.sequences, h, q, !q);
+  ws.cls_scratch.reserve(shape.sequences, h, q), ws.cls_intermediate.reserve(shape.sequences, inner, q, !q);
+  grow(ws.attention_scores, team * attention_floats_per_thread(shape.longest, false));
+  if (!q) return;
+  // The widest dense layer over every token bounds each layer's scratch (it grows with rows and columns), on
+  // whichever GEMM path the layers take.
+  const std::int64_t widest = std::max(3 * h, inner);
+  for (const Layer& layer : layers) {
+    for (const Linear* linear : {&layer.qkv, &layer.attention_output, &layer.intermediate, &layer.output}) {
+      const bool engine_kernel = !linear->vnni.packed.empty() || !linear->avx2.packed.empty();
+      const Int8DenseScratch need = int8_dense_scratch(engine_kernel, true, shape.tokens, widest, team);
+      grow(ws.row_scratch, need.row_floats), grow(ws.accumulators, need.accumulators);
+    }
+  }
+}
+
 // Scaled dot-product attention of each sequence with itself, head by head: the queries are rows of `query`
 // (leading dimension query_ld; one per token, or with cls_only one per sequence), keys and values come from
 // qkv's columns [H, 2H) and [2H, 3H) of every token; the result goes to ctx's rows. One task per sequence
@@ -508,11 +594,9 @@ void BertEngine::Impl::attention(Workspace& ws, std::int64_t sequences, const fl
   const bool kernel = options.fused_attention && attention_kernel_supports(d);
   const bool q8 = int8();
   const bool bf16 = q8 && options.bf16_attention && attention_bf16_supports();
-  // Per thread: the head's workspace, then (int8) the sequence's output rows.
-  const std::int64_t scores_size = kernel ? attention_workspace_floats(longest, d) : longest * longest;
-  const std::int64_t per_thread = scores_size + (q8 ? (cls_only ? 1 : longest) * h : 0);
-  if (ws.attention_scores.size() < static_cast<std::size_t>(ws.threads * per_thread))
-    ws.attention_scores.resize(static_cast<std::size_t>(ws.threads * per_thread));
+  const std::int64_t scores_size = attention_scores_floats(longest);
+  const std::int64_t per_thread = attention_floats_per_thread(longest, cls_only);
+  grow(ws.attention_scores, ws.threads * per_thread);  // a no-op after prepare()
 #pragma omp parallel for schedule(dynamic) num_threads(ws.threads)
   for (std::int64_t s = 0; s < sequences; ++s) {
     float* scores = ws.attention_scores.data() + omp_get_thread_num() * per_thread;
@@ -551,23 +635,37 @@ void BertEngine::Impl::attention(Workspace& ws, std::int64_t sequences, const fl
 }
 
 // out[i] = op(i, in[i] · W[:, first : first + count] + b[first : first + count]) for each of `rows` rows (out
-// rows out_ld apart): one GEMM over all rows, then a parallel pass that adds the bias (after dequantizing, in
-// int8 mode) and applies the fused row operation while the row is in cache.
+// rows out_ld apart): each thread of the team multiplies blocks of rows, then adds the bias (after
+// dequantizing, in int8 mode) and applies the fused row operation to a block while it is in cache.
 template <class RowOp>
 void BertEngine::Impl::dense(Workspace& ws, std::int64_t rows, const Rows& in, const Linear& linear,
                              std::int64_t first, std::int64_t count, float* out, std::int64_t out_ld,
                              RowOp op) const {
   const float* bias = linear.bias.data() + first;
   if (!int8()) {
-    gemm(rows, count, linear.in, in.values.data(), in.width, linear.weight.data() + first, linear.out, out,
-         out_ld);
+    // A team splits the rows, each thread one sgemm (single-threaded inside the parallel loop) and then the
+    // row pass over its block while it is in cache: oneDNN's own threading allocates bookkeeping on every
+    // call, this does not.
+    const std::int64_t block = (rows + ws.threads - 1) / ws.threads;
 #pragma omp parallel for schedule(static) num_threads(ws.threads)
-    for (std::int64_t i = 0; i < rows; ++i) {
-      float* row = out + i * out_ld;
+    for (std::int64_t first_row = 0; first_row < rows; first_row += block) {
+      const std::int64_t m = std::min(block, rows - first_row);
+      const dnnl_status_t status =
+          dnnl_sgemm('N', 'N', m, count, linear.in, 1.0f, in.row(first_row), in.width,
+                     linear.weight.data() + first, linear.out, 0.0f, out + first_row * out_ld, out_ld);
+      if (status != dnnl_success) {
+        ws.failed_status = status;  // thrown after the loop, not from a thread
+        continue;
+      }
+      for (std::int64_t i = first_row; i < first_row + m; ++i) {
+        float* row = out + i * out_ld;
 #pragma omp simd
-      for (std::int64_t j = 0; j < count; ++j) row[j] += bias[j];
-      op(i, row);
+        for (std::int64_t j = 0; j < count; ++j) row[j] += bias[j];
+        op(i, row);
+      }
     }
+    if (const int status = ws.failed_status.exchange(dnnl_success); status != dnnl_success)
+      throw Error("bert engine: oneDNN sgemm failed with status " + std::to_string(status));
     return;
   }
   const Int8Weights& w = linear.int8;
@@ -581,10 +679,9 @@ void BertEngine::Impl::dense(Workspace& ws, std::int64_t rows, const Rows& in, c
     // instead of once per 96 rows (MiniLM-L6 int8, one thread: 187.4–187.9 vs 182.2–186.4 pairs/s); rows
     // whose floats go to a scratch block keep 96, so that the block is still in cache when the row operation
     // reads it.
-    const std::int64_t block =
-        threads == 1 && out != nullptr ? rows : std::min<std::int64_t>(96, (rows + threads - 1) / threads);
-    if (out == nullptr && ws.row_scratch.size() < static_cast<std::size_t>(threads * block * count))
-      ws.row_scratch.resize(static_cast<std::size_t>(threads * block * count));
+    const Int8DenseScratch need = int8_dense_scratch(true, out == nullptr, rows, count, threads);
+    const std::int64_t block = need.block;
+    grow(ws.row_scratch, need.row_floats);  // a no-op after prepare()
 #pragma omp parallel for schedule(dynamic) num_threads(ws.threads)
     for (std::int64_t first_row = 0; first_row < rows; first_row += block) {
       const std::int64_t m = std::min(block, rows - first_row);
@@ -608,12 +705,9 @@ void BertEngine::Impl::dense(Workspace& ws, std::int64_t rows, const Rows& in, c
   // parallel loop) and dequantizes them while the accumulators are still in its L2, instead of one GEMM over
   // all rows whose int32 output (tokens × 1,536 × 4 bytes for MiniLM's FFN: 58 MB per call) goes to memory
   // and back. Rows per block: the accumulators fill about kAccumulatorBytes, and every thread gets work.
-  const std::int64_t block =
-      std::min(std::max<std::int64_t>(16, kAccumulatorBytes / (4 * count)), (rows + threads - 1) / threads);
-  if (ws.accumulators.size() < static_cast<std::size_t>(threads * block * count))
-    ws.accumulators.resize(static_cast<std::size_t>(threads * block * count));
-  if (out == nullptr && ws.row_scratch.size() < static_cast<std::size_t>(threads * count))
-    ws.row_scratch.resize(static_cast<std::size_t>(threads * count));
+  const Int8DenseScratch need = int8_dense_scratch(false, out == nullptr, rows, count, threads);
+  const std::int64_t block = need.block;
+  grow(ws.accumulators, need.accumulators), grow(ws.row_scratch, need.row_floats);  // no-ops after prepare()
 #pragma omp parallel num_threads(ws.threads)
   {
     const int thread = omp_get_thread_num();
@@ -663,11 +757,7 @@ void BertEngine::Impl::forward(Workspace& ws, std::span<const EncodedPair> pairs
     tokens += ws.lengths.back();
   }
   const bool q = int8();
-  ws.x.reserve(tokens, h, q), ws.qkv.reserve(tokens, 3 * h, false), ws.context.reserve(tokens, h, q, !q);
-  ws.scratch.reserve(tokens, h, q), ws.intermediate.reserve(tokens, inner, q, !q);
-  ws.cls.reserve(sequences, h, q), ws.cls_query.reserve(sequences, h, false),
-      ws.cls_context.reserve(sequences, h, q, !q);
-  ws.cls_scratch.reserve(sequences, h, q), ws.cls_intermediate.reserve(sequences, inner, q, !q);
+  prepare(ws, ws.threads, CallShape{tokens, sequences, 0});  // no-ops after score_raw's prepare()
   const auto nothing = [](std::int64_t, float*) {};
 
   // One encoder layer over `rows` query rows (every token, or with the last layer the [CLS] rows only): the

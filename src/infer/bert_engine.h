@@ -20,7 +20,9 @@
 //   - many pairs: each thread runs whole forward passes over its own calls of a few hundred tokens, so
 //     the activations stay in its cache from layer to layer and no layer waits for the other threads;
 //     few pairs: one call at a time, each loop split across the threads;
-//   - buffers grow to the largest call and are reused: no allocation in the steady state.
+//   - buffers are reused: each request sizes them for its largest call first, so one whose calls are no
+//     larger than an earlier request's allocates only the scores it returns (no allocation in the steady
+//     state).
 #pragma once
 
 #include <cstddef>
