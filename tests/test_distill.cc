@@ -336,7 +336,11 @@ TEST(DistillStage, WritesTheModelAndTheSummaryWithTheNormalisation) {
   write_run((data / "teacher.run").string(), teacher);
 
   const std::string model_dir = student_files.path("student");
-  student_files.create()->save(model_dir);
+  {
+    auto fresh = student_files.create();
+    fresh->manifest().provenance = {{"stage", "mlm"}};  // what the student came with: kept as its base
+    fresh->save(model_dir);
+  }
   auto student = Ranker::load(model_dir, kCpu);
   DistillOptions options;
   options.teacher_run_path = (data / "teacher.run").string();
@@ -366,6 +370,7 @@ TEST(DistillStage, WritesTheModelAndTheSummaryWithTheNormalisation) {
   EXPECT_EQ(provenance.at("loss").at("alpha"), 0.5);
   EXPECT_EQ(provenance.at("data").at("teacher_run"), options.teacher_run_path);
   EXPECT_EQ(provenance.at("teacher_norm").at("norm"), "global");
+  EXPECT_EQ(provenance.at("base_provenance"), nlohmann::json({{"stage", "mlm"}}));
 }
 
 TEST(DistillStage, ANonFiniteTeacherScoreNamesTheFile) {

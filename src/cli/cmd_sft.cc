@@ -108,19 +108,7 @@ void register_sft(CLI::App& app) {
          "--lora-targets", command->lora_targets,
          "Comma-separated projections to adapt: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")
       ->capture_default_str();
-  sub->add_option("--dev", command->options.dev_dir,
-                  "Validation set directory (queries.tsv, docs.tsv, qrels.txt): NDCG@10, PNR and MRR at each "
-                  "epoch's end");
-  sub->add_option("--dev-run", command->options.dev_run,
-                  "Candidates of the validation set (default: its judged docs)");
-  sub->add_flag("--dev-require-relevant", command->options.dev_require_relevant,
-                "Validate only on queries with a relevant document (WikiQA's protocol)");
-  sub->add_option("--eval-batch-size", command->options.train.eval_batch_size,
-                  "Pairs per forward pass in validation")
-      ->capture_default_str();
-  sub->add_option("--max-length", command->options.max_length,
-                  "Pair budget in tokens (0: the model's disranker.json max_length); saved with the model")
-      ->capture_default_str();
+  add_rank_validation_options(*sub, command->options);
   add_config_option(*sub);
   add_run_options(*sub, command->run);
   add_optimizer_options(*sub, command->optimizer);

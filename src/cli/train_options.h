@@ -24,6 +24,26 @@ void add_run_options(CLI::App& command, RunOptions& run);
 // --warmup-steps, --max-grad-norm, --grad-accumulation.
 void add_optimizer_options(CLI::App& command, OptimizerOptions& optimizer);
 
+// The ranking stages' (sft, distill) --dev, --dev-run, --dev-require-relevant, --eval-batch-size and
+// --max-length, bound to the fields of the same names in their options.
+template <class RankStageOptions>
+void add_rank_validation_options(CLI::App& command, RankStageOptions& options) {
+  command.add_option("--dev", options.dev_dir,
+                     "Validation set directory (queries.tsv, docs.tsv, qrels.txt): NDCG@10, PNR and MRR at "
+                     "each epoch's end");
+  command.add_option("--dev-run", options.dev_run,
+                     "Candidates of the validation set (default: its judged docs)");
+  command.add_flag("--dev-require-relevant", options.dev_require_relevant,
+                   "Validate only on queries with a relevant document (WikiQA's protocol)");
+  command
+      .add_option("--eval-batch-size", options.train.eval_batch_size, "Pairs per forward pass in validation")
+      ->capture_default_str();
+  command
+      .add_option("--max-length", options.max_length,
+                  "Pair budget in tokens (0: the model's disranker.json max_length); saved with the model")
+      ->capture_default_str();
+}
+
 // Writes `command`'s resolved configuration to OUT/config.toml atomically (creating OUT).
 void save_resolved_config(const CLI::App& command, const std::string& out_dir);
 

@@ -367,6 +367,25 @@ Axis make_axis(double data_min, double data_max, double pixel_lo, double pixel_h
   return axis;
 }
 
+// An x–y plot's start, up to its frame: the title, then the ticks and grid of axes over `extent`.
+struct XyPlot {
+  std::string svg;
+  Axis x, y;
+};
+
+XyPlot open_xy_plot(const std::string& title, const Extent& extent, bool log_x) {
+  XyPlot plot{svg_open(title), make_axis(extent.x_min, extent.x_max, kLeft, kRight, log_x),
+              make_axis(extent.y_min, extent.y_max, kBottom, kTop)};
+  plot.x.integer = extent.x_integer;
+  plot.svg += ticks_and_grid(plot.x, plot.y) + frame();
+  return plot;
+}
+
+// A plot with nothing drawable: its frame, "no data" and the axis labels.
+std::string empty_plot(const std::string& title, const std::string& x_label, const std::string& y_label) {
+  return svg_open(title) + frame() + no_data() + axis_labels(x_label, y_label) + "</svg>\n";
+}
+
 std::string line_plot_svg(const std::string& title, const std::string& x_label, const std::string& y_label,
                           const std::vector<Series>& series, bool log_x) {
   Extent extent;
@@ -375,14 +394,8 @@ std::string line_plot_svg(const std::string& title, const std::string& x_label, 
       if (drawable(x, y, log_x)) extent.add(x, y);
     }
   }
-  std::string out = svg_open(title);
-  if (extent.empty()) return out + frame() + no_data() + axis_labels(x_label, y_label) + "</svg>\n";
-
-  Axis x_axis = make_axis(extent.x_min, extent.x_max, kLeft, kRight, log_x);
-  x_axis.integer = extent.x_integer;
-  const Axis y_axis = make_axis(extent.y_min, extent.y_max, kBottom, kTop);
-  out += ticks_and_grid(x_axis, y_axis);
-  out += frame();
+  if (extent.empty()) return empty_plot(title, x_label, y_label);
+  auto [out, x_axis, y_axis] = open_xy_plot(title, extent, log_x);
   std::vector<std::string> names;
   for (std::size_t i = 0; i < series.size(); ++i) {
     names.push_back(series[i].name);
@@ -414,14 +427,8 @@ std::string scatter_plot_svg(const std::string& title, const std::string& x_labe
   for (const auto& point : points) {
     if (drawable(point.x, point.y, log_x)) extent.add(point.x, point.y);
   }
-  std::string out = svg_open(title);
-  if (extent.empty()) return out + frame() + no_data() + axis_labels(x_label, y_label) + "</svg>\n";
-
-  Axis x_axis = make_axis(extent.x_min, extent.x_max, kLeft, kRight, log_x);
-  x_axis.integer = extent.x_integer;
-  const Axis y_axis = make_axis(extent.y_min, extent.y_max, kBottom, kTop);
-  out += ticks_and_grid(x_axis, y_axis);
-  out += frame();
+  if (extent.empty()) return empty_plot(title, x_label, y_label);
+  auto [out, x_axis, y_axis] = open_xy_plot(title, extent, log_x);
   std::vector<std::string> names;
   for (std::size_t i = 0; i < points.size(); ++i) {
     names.push_back(points[i].label);

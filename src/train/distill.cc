@@ -283,7 +283,6 @@ nlohmann::json run_distill(Ranker& student, const std::string& model_dir, const 
                                {"steps", trained.steps},
                                {"final_loss", trained.final_loss}};
   if (dev) provenance["dev"] = {{"set", dev->name}, {"metrics", dev_metrics}};
-  if (!student.manifest().provenance.empty()) provenance["base_provenance"] = student.manifest().provenance;
   save_trained_model(student, run.out_dir, provenance, summary);
   return summary;
 }

@@ -324,7 +324,6 @@ nlohmann::json run_mlm(Ranker& ranker, const std::string& model_dir, const MlmOp
                                {"steps", trained.steps},
                                {"final_loss", trained.final_loss}};
   if (summary.contains("validation")) provenance["validation"] = summary["validation"];
-  if (!ranker.manifest().provenance.empty()) provenance["base_provenance"] = ranker.manifest().provenance;
   save_trained_model(ranker, run.out_dir, provenance, summary);
   return summary;
 }

@@ -324,7 +324,6 @@ nlohmann::json run_sft(Ranker& ranker, const std::string& model_dir, const SftOp
                                {"steps", trained.steps}, {"final_loss", trained.final_loss}};
   if (summary.contains("lora")) provenance["lora"] = summary["lora"];
   if (dev) provenance["dev"] = {{"set", dev->name}, {"metrics", dev_metrics}};
-  if (!ranker.manifest().provenance.empty()) provenance["base_provenance"] = ranker.manifest().provenance;
   save_trained_model(ranker, run.out_dir, provenance, summary);
   return summary;
 }

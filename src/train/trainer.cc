@@ -672,8 +672,9 @@ TrainSummary Trainer::run(const MicroStep& micro_step, const EpochEnd& on_epoch_
   return summary;
 }
 
-void save_trained_model(Ranker& ranker, const std::string& out_dir, const nlohmann::json& provenance,
+void save_trained_model(Ranker& ranker, const std::string& out_dir, nlohmann::json provenance,
                         nlohmann::json& summary) {
+  if (!ranker.manifest().provenance.empty()) provenance["base_provenance"] = ranker.manifest().provenance;
   const std::string model_out = (fs::path(out_dir) / "model").string();
   summary["model"] = model_out;
   dist::Group& group = dist::world();

@@ -74,9 +74,10 @@ class Trainer {
   std::int64_t total_steps_ = 0;
 };
 
-// The end of every stage: OUT/model (the trained model with its provenance) and OUT/summary.json (with
-// "model" set to that path), written by rank 0 alone when data-parallel; every rank returns once they exist.
-void save_trained_model(Ranker& ranker, const std::string& out_dir, const nlohmann::json& provenance,
+// The end of every stage: OUT/model (the trained model with its provenance, plus the provenance the model
+// came with as "base_provenance") and OUT/summary.json (with "model" set to that path), written by rank 0
+// alone when data-parallel; every rank returns once they exist.
+void save_trained_model(Ranker& ranker, const std::string& out_dir, nlohmann::json provenance,
                         nlohmann::json& summary);
 
 }  // namespace disranker
