@@ -3,12 +3,23 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "infer/vector_math.h"
 
 namespace disranker {
 namespace {
+
+// The engine's own kernels follow the ISA that oneDNN runs at: the CPU's, unless ONEDNN_MAX_CPU_ISA caps it
+// (this executable's tests run again with AVX2 as the cap, and so do the engine's: tests/CMakeLists.txt).
+TEST(VectorMath, UsesTheCpusVectorsUpToOneDnnsCap) {
+  const char* cap = std::getenv("ONEDNN_MAX_CPU_ISA");
+  const bool avx2_cap = cap != nullptr && std::string(cap) == "AVX2";
+  EXPECT_EQ(vector_math_uses_avx512(), __builtin_cpu_supports("avx512f") && !avx2_cap);
+  EXPECT_EQ(vector_math_uses_avx2(), __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+}
 
 TEST(VectorMath, GeluMatchesItsFormulaInDoublePrecision) {
   std::vector<float> xs;

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "infer/simd_dispatch.h"
+#include "infer/vector_math.h"
 
 namespace disranker {
 namespace {
@@ -71,8 +72,7 @@ DISRANKER_AVX2 void block(const std::uint8_t* a, std::int64_t lda, const std::in
 }  // namespace
 
 bool avx2_kernel_supports(std::int64_t in, std::int64_t out) {
-  static const bool avx2 =
-      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && activation_levels() == 127;
+  static const bool avx2 = vector_math_uses_avx2() && activation_levels() == 127;
   return avx2 && in % 8 == 0 && out % 8 == 0;
 }
 

@@ -1,5 +1,6 @@
 #include "infer/vector_math.h"
 
+#include <dnnl.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -129,13 +130,20 @@ __attribute__((target("avx2,fma"))) void softmax_avx2(float* x, std::size_t n, f
 
 }  // namespace
 
+// oneDNN's ISA (dnnl_cpu_isa_t): AVX2 is the 0x4 bit of every value from avx2 up; AVX-512 the 0x20 bit
+// (avx512_core and above) or 0x8 (avx512_mic).
+bool onednn_isa_has(unsigned bits) {
+  return (static_cast<unsigned>(dnnl_get_effective_cpu_isa()) & bits) != 0;
+}
+
 bool vector_math_uses_avx2() {
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool avx2 =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && onednn_isa_has(0x4);
   return avx2;
 }
 
 bool vector_math_uses_avx512() {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  static const bool avx512 = __builtin_cpu_supports("avx512f") && onednn_isa_has(0x20 | 0x8);
   return avx512;
 }
 

@@ -15,9 +15,11 @@ void gelu_erf(float* x, std::size_t n);
 void gelu_tanh(float* x, std::size_t n);
 // x = softmax(scale · x) for scale > 0, in place (the maximum subtracted first: no overflow).
 void softmax(float* x, std::size_t n, float scale);
-// Whether the vector (AVX2) path is in use on this CPU.
+// Whether the vector (AVX2) path is in use: the CPU has AVX2 and FMA, and oneDNN's ISA includes AVX2.
 bool vector_math_uses_avx2();
-// Whether the CPU has AVX-512F: the engine's AVX-512 row passes and kernels run (the one check they share).
+// Whether the engine's AVX-512 row passes and kernels run (the one check they share): the CPU has AVX-512F
+// and oneDNN's ISA includes AVX-512. oneDNN's ISA follows the CPU unless ONEDNN_MAX_CPU_ISA caps it, so
+// ONEDNN_MAX_CPU_ISA=AVX2 runs the engine's AVX2 paths end to end on an AVX-512 CPU (tests, A/B runs).
 bool vector_math_uses_avx512();
 
 }  // namespace disranker
