@@ -166,6 +166,60 @@ TEST(PipelineSteps, AKilledTrainingStepResumesAndAChangedOneStartsClean) {
   EXPECT_FALSE(fs::exists(stage_dir / "stale-checkpoint"));
 }
 
+// With ranks, a training or scoring step runs as a c10d job on this machine: every rank gets the job's
+// variables (one rendezvous port for all), rank 0 logs to the step's log, the others to their own; other
+// steps still run once, without them.
+TEST(PipelineSteps, ADataParallelStepRunsAsRanksOfOneJob) {
+  TempDir dir;
+  const std::string record =
+      "echo \"$RANK $WORLD_SIZE $LOCAL_RANK $LOCAL_WORLD_SIZE $MASTER_ADDR $MASTER_PORT\" > " +
+      (dir.path() / "rank").string() + "${RANK:-none}; echo hello from ${RANK:-none}";
+  StepRunner runner((dir.path() / "out").string(), "/bin/sh");
+  runner.set_ranks(3);
+  EXPECT_EQ(runner.run(training_step("train", "as ranks", {"-c", record}, {}, ""), 1, 3).status, "ran");
+  std::string port;
+  for (const int rank : {0, 1, 2}) {
+    std::istringstream line(slurp(dir.path() / ("rank" + std::to_string(rank))));
+    std::string r, world, local, local_world, address, this_port;
+    line >> r >> world >> local >> local_world >> address >> this_port;
+    EXPECT_EQ(r, std::to_string(rank));
+    EXPECT_EQ(local, std::to_string(rank));
+    EXPECT_EQ(world, "3");
+    EXPECT_EQ(local_world, "3");
+    EXPECT_EQ(address, "127.0.0.1");
+    EXPECT_GT(std::stoi(this_port), 0);
+    if (rank == 0) port = this_port;
+    EXPECT_EQ(this_port, port) << "every rank meets at one rendezvous";
+  }
+  const fs::path logs = dir.path() / "out" / "logs";
+  EXPECT_NE(slurp(logs / "train.log").find("hello from 0"), std::string::npos);
+  EXPECT_NE(slurp(logs / "train.rank2.log").find("hello from 2"), std::string::npos);
+  EXPECT_EQ(slurp(logs / "train.log").find("hello from 1"), std::string::npos);
+
+  EXPECT_EQ(runner.run(scoring_step("score", "as ranks too", {"-c", record}, {}), 2, 3).status, "ran");
+  EXPECT_NE(slurp(logs / "score.rank1.log").find("hello from 1"), std::string::npos);
+  EXPECT_EQ(runner.run(command_step("plain", "once", {"-c", record}, {}), 3, 3).status, "ran");
+  EXPECT_EQ(slurp(dir.path() / "ranknone"), "     \n");
+  EXPECT_THROW(runner.set_ranks(0), Error);
+}
+
+TEST(PipelineSteps, AFailingRankIsAnErrorThatNamesItsLog) {
+  TempDir dir;
+  StepRunner runner((dir.path() / "out").string(), "/bin/sh");
+  runner.set_ranks(2);
+  const Step step = training_step("train", "rank 1 fails",
+                                  {"-c", "[ \"$RANK\" = 1 ] && { echo broken; exit 3; }; exit 0"}, {}, "");
+  try {
+    runner.run(step, 1, 1);
+    FAIL() << "a failing rank must fail the step";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.file(), (dir.path() / "out" / "logs" / "train.rank1.log").string());
+    EXPECT_NE(std::string(e.what()).find("rank 1 of 2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("exit status 3"), std::string::npos) << e.what();
+  }
+  EXPECT_NE(slurp(dir.path() / "out" / "logs" / "train.rank1.log").find("broken"), std::string::npos);
+}
+
 TEST(PipelineConfig, StageSectionsBecomeFlags) {
   TempDir dir;
   const std::string config = dir.write("c.toml",

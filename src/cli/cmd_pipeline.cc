@@ -46,6 +46,7 @@ void run_pipeline(PipelineCommand& command, const std::string& config_path, cons
     for (const auto& step : plan.steps) {
       std::cout << "[" << ++index << "/" << plan.steps.size() << "] " << step.name << ": "
                 << step.description;
+      if (step.data_parallel && settings.ranks > 1) std::cout << " (as " << settings.ranks << " ranks)";
       if (!step.args.empty()) {
         std::cout << "\n    disranker";
         for (const auto& arg : step.args) std::cout << " " << arg;
@@ -57,6 +58,7 @@ void run_pipeline(PipelineCommand& command, const std::string& config_path, cons
 
   const auto start = std::chrono::steady_clock::now();
   pipeline::StepRunner runner(settings.out_dir, pipeline::self_executable());
+  runner.set_ranks(settings.ranks);
   pipeline::ReportContext context;
   for (std::size_t i = 0; i < plan.steps.size(); ++i) {
     context.stages.push_back(runner.run(plan.steps[i], i + 1, plan.steps.size()));
@@ -153,6 +155,11 @@ void register_pipeline(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--threads", s.threads, "libtorch threads per step (0: one per core)")
       ->capture_default_str();
+  sub->add_option("--ranks", s.ranks,
+                  "Processes per training and scoring step: a data-parallel job on this machine "
+                  "(docs/distributed.md); --threads 0 then gives each rank its share of the cores")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   sub->add_option("--seed", s.seed, "Seed of every step")->capture_default_str();
   sub->add_flag("--dry-run", command->dry_run, "Print the steps and their commands, run nothing");
   sub->footer(

@@ -425,7 +425,7 @@ Plan build_plan(const PipelineSettings& s) {
                                      "--docs",         pool_docs, "--run",  pool_candidates, "--out",
                                      teacher_pool_run, "--tag",   "teacher"};
     add_common(args, s, "score", false);
-    steps.push_back(command_step("teacher-score-pool", "teacher scores of the distillation pool", args,
+    steps.push_back(scoring_step("teacher-score-pool", "teacher scores of the distillation pool", args,
                                  {teacher, pool_dir.string()}));
   }
 
@@ -486,7 +486,7 @@ Plan build_plan(const PipelineSettings& s) {
                                        "--tag",
                                        system_slug(system.name)};
       add_common(args, s, "score", false);
-      steps.push_back(command_step("score-" + set + "-" + system_slug(system.name),
+      steps.push_back(scoring_step("score-" + set + "-" + system_slug(system.name),
                                    system.name + " on " + set, args,
                                    {system.model_dir, queries, docs, eval_candidates_path(s, set)}));
     }

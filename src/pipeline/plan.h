@@ -42,6 +42,8 @@ struct PipelineSettings {
   std::vector<std::string> metrics = {"ndcg_cut.5", "ndcg_cut.10", "mrr_cut.10", "map", "pnr"};
   std::string device = "cpu";
   int threads = 0;
+  int ranks =
+      1;  // processes per training or scoring step, a c10d job on this machine (StepRunner::set_ranks)
   unsigned seed = 42;
   // Flags of each training command, from the config's [teacher-cpt], [teacher-sft], [student-mlm],
   // [student-sft], [student-distill] and [score] sections ("epochs" → {"--epochs", "3"}).

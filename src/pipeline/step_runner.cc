@@ -1,11 +1,15 @@
 #include "pipeline/step_runner.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -78,6 +82,46 @@ std::string quote_args(const std::string& program, const std::vector<std::string
   return line;
 }
 
+// A free TCP port on the loopback interface for a job's rendezvous, as the kernel assigns it. Another process
+// could take it before rank 0 binds it; rank 0 then fails with an error that names the port.
+int free_loopback_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw Error("socket: " + std::string(std::strerror(errno)));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t size = sizeof address;
+  const bool found = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+                     getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0;
+  const int error = errno;
+  close(fd);
+  if (!found) throw Error("cannot find a free port on 127.0.0.1: " + std::string(std::strerror(error)));
+  return ntohs(address.sin_port);
+}
+
+// This process's environment without any job variable, then `job`.
+std::vector<std::string> rank_environment(const std::vector<std::string>& job) {
+  static constexpr std::array<std::string_view, 6> kJobVariables = {
+      "RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "LOCAL_WORLD_SIZE=", "MASTER_ADDR=", "MASTER_PORT="};
+  std::vector<std::string> environment;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string_view variable(*entry);
+    if (std::none_of(kJobVariables.begin(), kJobVariables.end(),
+                     [&](std::string_view name) { return variable.starts_with(name); }))
+      environment.emplace_back(variable);
+  }
+  environment.insert(environment.end(), job.begin(), job.end());
+  return environment;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  for (auto& s : strings) pointers.push_back(s.data());
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
 }  // namespace
 
 Step command_step(std::string name, std::string description, std::vector<std::string> args,
@@ -95,6 +139,14 @@ Step training_step(std::string name, std::string description, std::vector<std::s
   Step step = command_step(std::move(name), std::move(description), std::move(args), std::move(inputs));
   step.output_dir = std::move(output_dir);
   step.resumable = true;
+  step.data_parallel = true;
+  return step;
+}
+
+Step scoring_step(std::string name, std::string description, std::vector<std::string> args,
+                  std::vector<std::string> inputs) {
+  Step step = command_step(std::move(name), std::move(description), std::move(args), std::move(inputs));
+  step.data_parallel = true;
   return step;
 }
 
@@ -119,6 +171,11 @@ StepRunner::StepRunner(std::string out_dir, std::string program)
     : out_dir_(std::move(out_dir)), program_(std::move(program)) {
   fs::create_directories(fs::path(out_dir_) / "state");
   fs::create_directories(fs::path(out_dir_) / "logs");
+}
+
+void StepRunner::set_ranks(int ranks) {
+  if (ranks < 1) throw Error("pipeline: --ranks must be at least 1, not " + std::to_string(ranks));
+  ranks_ = ranks;
 }
 
 std::string StepRunner::fingerprint(const Step& step) {
@@ -181,36 +238,63 @@ StepResult StepRunner::run(const Step& step, std::size_t index, std::size_t tota
 }
 
 // The child's stdout and stderr go through one pipe into the step's log and this process's stderr, so that
-// the terminal shows the stage's progress and the log keeps it.
+// the terminal shows the stage's progress and the log keeps it. As ranks, that is rank 0 (the one that logs);
+// the other ranks write to their own logs.
 void StepRunner::run_child(const Step& step, bool resume, const std::string& log_path) const {
-  std::vector<std::string> args = step.args;
+  std::vector<std::string> args = {program_};
+  args.insert(args.end(), step.args.begin(), step.args.end());
   if (resume) args.push_back("--resume");
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(program_.c_str()));
-  for (auto& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-
-  std::ofstream log(log_path, std::ios::app);
-  log << "$ " << quote_args(program_, args) << "\n";
-  log.flush();
-  std::cerr << "    $ " << quote_args("disranker", args) << "\n";
+  const std::vector<std::string> shown(args.begin() + 1, args.end());
+  const int ranks = step.data_parallel ? ranks_ : 1;
+  std::vector<std::string> logs = {log_path};
+  for (int rank = 1; rank < ranks; ++rank)
+    logs.push_back(
+        (fs::path(out_dir_) / "logs" / (step.name + ".rank" + std::to_string(rank) + ".log")).string());
+  for (const std::string& path : logs)
+    std::ofstream(path, std::ios::app) << "$ " << quote_args(program_, shown) << "\n";
+  std::cerr << "    $ " << quote_args("disranker", shown) << "\n";
+  const std::string port = ranks > 1 ? std::to_string(free_loopback_port()) : "";
+  if (ranks > 1)
+    std::cerr << "    as " << ranks << " ranks on this machine (rendezvous 127.0.0.1:" << port
+              << "); rank r > 0 logs to " << step.name << ".rank<r>.log\n";
 
   int pipe_fds[2];
   if (pipe(pipe_fds) != 0) throw Error("pipe: " + std::string(std::strerror(errno)));
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
-  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-  posix_spawn_file_actions_addclose(&actions, pipe_fds[1]);
-  pid_t pid = 0;
-  const int spawn_error = posix_spawn(&pid, program_.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(pipe_fds[1]);
-  if (spawn_error != 0) {
-    close(pipe_fds[0]);
-    throw Error("cannot start " + program_ + ": " + std::strerror(spawn_error));
+  std::vector<pid_t> pids;
+  for (int rank = 0; rank < ranks; ++rank) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    if (rank == 0) {
+      posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+    } else {
+      posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, logs[static_cast<std::size_t>(rank)].c_str(),
+                                       O_WRONLY | O_CREAT | O_APPEND, 0644);
+    }
+    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+    posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
+    posix_spawn_file_actions_addclose(&actions, pipe_fds[1]);
+    std::vector<std::string> environment;
+    if (ranks > 1) {
+      const std::string r = std::to_string(rank), n = std::to_string(ranks);
+      environment =
+          rank_environment({"RANK=" + r, "WORLD_SIZE=" + n, "LOCAL_RANK=" + r, "LOCAL_WORLD_SIZE=" + n,
+                            "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port});
+    }
+    std::vector<char*> argv = c_strings(args);
+    std::vector<char*> envp = c_strings(environment);
+    pid_t pid = 0;
+    const int spawn_error = posix_spawn(&pid, program_.c_str(), &actions, nullptr, argv.data(),
+                                        ranks > 1 ? envp.data() : environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (spawn_error != 0) {
+      close(pipe_fds[0]), close(pipe_fds[1]);
+      for (const pid_t started : pids) kill(started, SIGTERM), waitpid(started, nullptr, 0);
+      throw Error("cannot start " + program_ + ": " + std::strerror(spawn_error));
+    }
+    pids.push_back(pid);
   }
+  close(pipe_fds[1]);
+  std::ofstream log(log_path, std::ios::app);
   char buffer[4096];
   for (;;) {
     const ssize_t n = read(pipe_fds[0], buffer, sizeof buffer);
@@ -222,18 +306,33 @@ void StepRunner::run_child(const Step& step, bool resume, const std::string& log
     std::cerr.flush();
   }
   close(pipe_fds[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  std::vector<int> statuses(pids.size(), 0);
+  for (std::size_t rank = 0; rank < pids.size(); ++rank) {
+    while (waitpid(pids[rank], &statuses[rank], 0) < 0 && errno == EINTR) {
+    }
+    // Rank 0 failed: the other ranks would wait for it in their next collective until the timeout.
+    const bool failed = !WIFEXITED(statuses[rank]) || WEXITSTATUS(statuses[rank]) != 0;
+    if (rank == 0 && failed)
+      for (std::size_t other = 1; other < pids.size(); ++other) kill(pids[other], SIGTERM);
   }
-  if (WIFSIGNALED(status)) {
-    throw Error(log_path, 0, "",
-                "step " + step.name + " was killed by signal " + std::to_string(WTERMSIG(status)) +
-                    "; rerun the pipeline to continue it");
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    throw Error(log_path, 0, "",
-                "step " + step.name + " failed (exit status " + std::to_string(WEXITSTATUS(status)) +
-                    "); its output is in this log");
+  // The first rank that failed names the log; a rank's failure makes the others fail after it, and each
+  // rank's log says what it saw.
+  for (std::size_t rank = 0; rank < pids.size(); ++rank) {
+    const int status = statuses[rank];
+    const std::string who =
+        "step " + step.name +
+        (pids.size() > 1 ? " (rank " + std::to_string(rank) + " of " + std::to_string(pids.size()) + ")"
+                         : "");
+    if (WIFSIGNALED(status)) {
+      throw Error(logs[rank], 0, "",
+                  who + " was killed by signal " + std::to_string(WTERMSIG(status)) +
+                      "; rerun the pipeline to continue it");
+    }
+    if (WEXITSTATUS(status) != 0) {
+      throw Error(logs[rank], 0, "",
+                  who + " failed (exit status " + std::to_string(WEXITSTATUS(status)) +
+                      "); its output is in this log");
+    }
   }
 }
 

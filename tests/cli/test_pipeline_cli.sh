@@ -107,5 +107,17 @@ grep -q "score-wikiqa-dev-student-distilled .*" "$tmp/third.err" && ! grep -q "s
   || { echo "the distilled student's scores were not recomputed"; fail=1; }
 [ "$skipped" -gt 10 ] || { echo "only $skipped steps skipped after a distillation change"; fail=1; }
 
+# --ranks 2: another distillation change reruns those steps as 2-rank jobs on this machine (rank 1 logging to
+# its own file), and the pipeline still finishes with its report.
+sed -i 's/^learning-rate = 0.001/learning-rate = 0.002/' "$tmp/mini.toml"
+run --ranks 2 > /dev/null 2> "$tmp/ranks.err" || { tail -30 "$tmp/ranks.err"; echo "the 2-rank run failed"; exit 1; }
+grep -q "as 2 ranks on this machine" "$tmp/ranks.err" || { echo "--ranks 2 ran no step as ranks"; fail=1; }
+for step in student-distill-a0.5 score-wikiqa-dev-student-distilled; do
+  grep -q "distributed: rank 1 of 2" "$tmp/out/logs/$step.rank1.log" 2> /dev/null \
+    || { echo "$step: rank 1 did not join a 2-rank job"; fail=1; }
+done
+[ -s "$tmp/out/runs/wikiqa-dev.student-distilled.txt" ] && [ -s "$tmp/out/report.md" ] \
+  || { echo "the 2-rank run left no run or report"; fail=1; }
+
 [ "$fail" -eq 0 ] && echo "pipeline CLI: all checks passed"
 exit "$fail"
