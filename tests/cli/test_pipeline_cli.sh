@@ -118,6 +118,13 @@ for step in student-distill-a0.5 score-wikiqa-dev-student-distilled; do
 done
 [ -s "$tmp/out/runs/wikiqa-dev.student-distilled.txt" ] && [ -s "$tmp/out/report.md" ] \
   || { echo "the 2-rank run left no run or report"; fail=1; }
+# The 2-rank scoring step wrote what one process writes with the same threads, byte for byte: its command
+# (the last "$ " line of its log) again, alone, into another file.
+run_file="$tmp/out/runs/wikiqa-dev.student-distilled.txt"
+command=$(grep '^\$ ' "$tmp/out/logs/score-wikiqa-dev-student-distilled.log" | tail -1 | cut -c3-)
+eval "${command/"$run_file"/"$tmp/one-process.txt"}" > /dev/null 2>&1 \
+  || { echo "the scoring step's command failed alone: $command"; fail=1; }
+cmp -s "$run_file" "$tmp/one-process.txt" || { echo "2 ranks scored otherwise than one process"; fail=1; }
 
 [ "$fail" -eq 0 ] && echo "pipeline CLI: all checks passed"
 exit "$fail"
