@@ -95,6 +95,13 @@ struct Workspace {
   std::vector<float> attention_scores;           // per thread: one (sequence, head)'s [rows, length] scores
   std::atomic<int> failed_status{dnnl_success};  // a oneDNN failure inside a parallel loop
   std::vector<std::int64_t> offsets, lengths;
+
+  // After a parallel loop: throws the failure it recorded in failed_status (and clears it), as "bert engine:
+  // oneDNN <what> with status N". A C string: the call runs after every loop and must not allocate.
+  void rethrow_onednn_failure(const char* what) {
+    if (const int status = failed_status.exchange(dnnl_success); status != dnnl_success)
+      throw Error("bert engine: oneDNN " + std::string(what) + " with status " + std::to_string(status));
+  }
 };
 
 // The size of a forward call that a workspace must hold: packed tokens, pairs, and the longest pair.
@@ -325,6 +332,8 @@ struct BertEngine::Impl {
   // attention()'s floats per thread for sequences up to `longest` tokens.
   std::int64_t attention_scores_floats(std::int64_t longest) const;
   std::int64_t attention_floats_per_thread(std::int64_t longest, bool cls_only) const;
+  // One forward call; `ws` must have been prepared for it (score_raw prepares every workspace for its largest
+  // call first).
   void forward(Workspace& ws, std::span<const EncodedPair> pairs, double* out) const;
   void embed(Workspace& ws, std::span<const EncodedPair> pairs) const;
   void attention(Workspace& ws, std::int64_t sequences, const float* query, std::int64_t query_ld,
@@ -630,8 +639,7 @@ void BertEngine::Impl::attention(Workspace& ws, std::int64_t sequences, const fl
     if (q8)
       for (std::int64_t r = 0; r < rows; ++r) ctx.quantize(first_row + r, levels, out + r * h);
   }
-  if (const int status = ws.failed_status.exchange(dnnl_success); status != dnnl_success)
-    throw Error("bert engine: oneDNN sgemm failed in attention with status " + std::to_string(status));
+  ws.rethrow_onednn_failure("sgemm failed in attention");
 }
 
 // out[i] = op(i, in[i] · W[:, first : first + count] + b[first : first + count]) for each of `rows` rows (out
@@ -664,8 +672,7 @@ void BertEngine::Impl::dense(Workspace& ws, std::int64_t rows, const Rows& in, c
         op(i, row);
       }
     }
-    if (const int status = ws.failed_status.exchange(dnnl_success); status != dnnl_success)
-      throw Error("bert engine: oneDNN sgemm failed with status " + std::to_string(status));
+    ws.rethrow_onednn_failure("sgemm failed");
     return;
   }
   const Int8Weights& w = linear.int8;
@@ -731,8 +738,7 @@ void BertEngine::Impl::dense(Workspace& ws, std::int64_t rows, const Rows& in, c
       }
     }
   }
-  if (const int status = ws.failed_status.exchange(dnnl_success); status != dnnl_success)
-    throw Error("bert engine: oneDNN gemm_u8s8s32 failed with status " + std::to_string(status));
+  ws.rethrow_onednn_failure("gemm_u8s8s32 failed");
 }
 
 void BertEngine::Impl::forward(Workspace& ws, std::span<const EncodedPair> pairs, double* out) const {
@@ -757,7 +763,6 @@ void BertEngine::Impl::forward(Workspace& ws, std::span<const EncodedPair> pairs
     tokens += ws.lengths.back();
   }
   const bool q = int8();
-  prepare(ws, ws.threads, CallShape{tokens, sequences, 0});  // no-ops after score_raw's prepare()
   const auto nothing = [](std::int64_t, float*) {};
 
   // One encoder layer over `rows` query rows (every token, or with the last layer the [CLS] rows only): the
