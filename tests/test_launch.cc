@@ -66,6 +66,28 @@ TEST(Launch, OpenMpiVariablesAreReadWhenTorchrunOnesAreAbsent) {
       2);
 }
 
+// What a program that starts the ranks itself puts in each rank's environment reads back as the same launch.
+TEST(Launch, ItsEnvironmentVariablesReadBackAsTheSameLaunch) {
+  Launch launch;
+  launch.rank = 3, launch.world_size = 4, launch.local_rank = 1, launch.local_world_size = 2;
+  launch.master_addr = "node0", launch.master_port = 40001;
+  std::map<std::string, std::string> variables;
+  for (const std::string& entry : launch_environment(launch)) {
+    const std::size_t equals = entry.find('=');
+    ASSERT_NE(equals, std::string::npos) << entry;
+    variables[entry.substr(0, equals)] = entry.substr(equals + 1);
+  }
+  EXPECT_EQ(variables.size(), 6u);
+  const Launch read = launch_with(variables);
+  EXPECT_EQ(read.rank, 3);
+  EXPECT_EQ(read.world_size, 4);
+  EXPECT_EQ(read.local_rank, 1);
+  EXPECT_EQ(read.local_world_size, 2);
+  EXPECT_EQ(read.master_addr, "node0");
+  EXPECT_EQ(read.master_port, 40001);
+  EXPECT_EQ(read.launcher, "RANK/WORLD_SIZE");
+}
+
 TEST(Launch, LocalRanksDefaultToTheWholeJobOnLoopbackAndToOneElsewhere) {
   // Every rank on this machine: they share its cores.
   Launch local = launch_with({{"WORLD_SIZE", "2"}, {"RANK", "1"}});

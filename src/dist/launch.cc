@@ -28,6 +28,18 @@ int read_int(const Getenv& getenv, const char* name, int fallback, int minimum, 
   return parsed;
 }
 
+struct Convention {
+  const char* size;
+  const char* rank;
+  const char* local_size;
+  const char* local_rank;
+  const char* name;
+};
+constexpr Convention kConventions[] = {
+    {"WORLD_SIZE", "RANK", "LOCAL_WORLD_SIZE", "LOCAL_RANK", "RANK/WORLD_SIZE"},
+    {"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
+     "OMPI_COMM_WORLD_LOCAL_RANK", "Open MPI (mpirun)"}};
+
 bool is_loopback(const std::string& address) {
   return address == "127.0.0.1" || address == "localhost" || address == "::1";
 }
@@ -36,17 +48,6 @@ bool is_loopback(const std::string& address) {
 
 Launch launch_from_environment(const Getenv& getenv) {
   Launch launch;
-  struct Convention {
-    const char* size;
-    const char* rank;
-    const char* local_size;
-    const char* local_rank;
-    const char* name;
-  };
-  constexpr Convention kConventions[] = {
-      {"WORLD_SIZE", "RANK", "LOCAL_WORLD_SIZE", "LOCAL_RANK", "RANK/WORLD_SIZE"},
-      {"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
-       "OMPI_COMM_WORLD_LOCAL_RANK", "Open MPI (mpirun)"}};
   constexpr int kMaxRanks = 1 << 20;
   if (const char* address = getenv("MASTER_ADDR"); address != nullptr) {
     if (*address == '\0') throw Error("environment", 0, "MASTER_ADDR", "is empty");
@@ -70,6 +71,16 @@ Launch launch_from_environment(const Getenv& getenv) {
     break;
   }
   return launch;
+}
+
+std::vector<std::string> launch_environment(const Launch& launch) {
+  const Convention& torchrun = kConventions[0];
+  return {std::string(torchrun.rank) + "=" + std::to_string(launch.rank),
+          std::string(torchrun.size) + "=" + std::to_string(launch.world_size),
+          std::string(torchrun.local_rank) + "=" + std::to_string(launch.local_rank),
+          std::string(torchrun.local_size) + "=" + std::to_string(launch.local_world_size),
+          "MASTER_ADDR=" + launch.master_addr,
+          "MASTER_PORT=" + std::to_string(launch.master_port)};
 }
 
 Launch launch_from_environment() {

@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace disranker::dist {
 
@@ -34,6 +35,10 @@ using Getenv = std::function<const char*(const char* name)>;
 // loopback), else 1.
 Launch launch_from_environment(const Getenv& getenv);
 Launch launch_from_environment();  // the process's own environment
+
+// The variables ("NAME=value", the RANK/WORLD_SIZE convention) from which launch_from_environment reads
+// `launch` back: for a program that starts the ranks itself (`disranker pipeline --ranks`).
+std::vector<std::string> launch_environment(const Launch& launch);
 
 // Intra-op threads when the user asked for "one per core" (0): the machine's cores shared among this
 // machine's ranks, so that two ranks on two cores do not each start two threads.

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -24,6 +23,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/progress.h"
+#include "dist/launch.h"
 
 extern char** environ;
 
@@ -100,15 +100,15 @@ int free_loopback_port() {
   return ntohs(address.sin_port);
 }
 
-// This process's environment without any job variable, then `job`.
+// This process's environment with the variables of `job` (dist::launch_environment) replacing any of the
+// same names.
 std::vector<std::string> rank_environment(const std::vector<std::string>& job) {
-  static constexpr std::array<std::string_view, 6> kJobVariables = {
-      "RANK=", "WORLD_SIZE=", "LOCAL_RANK=", "LOCAL_WORLD_SIZE=", "MASTER_ADDR=", "MASTER_PORT="};
+  const auto name_of = [](std::string_view variable) { return variable.substr(0, variable.find('=') + 1); };
   std::vector<std::string> environment;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     const std::string_view variable(*entry);
-    if (std::none_of(kJobVariables.begin(), kJobVariables.end(),
-                     [&](std::string_view name) { return variable.starts_with(name); }))
+    if (std::none_of(job.begin(), job.end(),
+                     [&](const std::string& set) { return name_of(set) == name_of(variable); }))
       environment.emplace_back(variable);
   }
   environment.insert(environment.end(), job.begin(), job.end());
@@ -253,7 +253,7 @@ void StepRunner::run_child(const Step& step, bool resume, const std::string& log
   for (const std::string& path : logs)
     std::ofstream(path, std::ios::app) << "$ " << quote_args(program_, shown) << "\n";
   std::cerr << "    $ " << quote_args("disranker", shown) << "\n";
-  const std::string port = ranks > 1 ? std::to_string(free_loopback_port()) : "";
+  const int port = ranks > 1 ? free_loopback_port() : 0;
   if (ranks > 1)
     std::cerr << "    as " << ranks << " ranks on this machine (rendezvous 127.0.0.1:" << port
               << "); rank r > 0 logs to " << step.name << ".rank<r>.log\n";
@@ -275,10 +275,12 @@ void StepRunner::run_child(const Step& step, bool resume, const std::string& log
     posix_spawn_file_actions_addclose(&actions, pipe_fds[1]);
     std::vector<std::string> environment;
     if (ranks > 1) {
-      const std::string r = std::to_string(rank), n = std::to_string(ranks);
-      environment =
-          rank_environment({"RANK=" + r, "WORLD_SIZE=" + n, "LOCAL_RANK=" + r, "LOCAL_WORLD_SIZE=" + n,
-                            "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port});
+      dist::Launch launch;
+      launch.rank = launch.local_rank = rank;
+      launch.world_size = launch.local_world_size = ranks;
+      launch.master_addr = "127.0.0.1";
+      launch.master_port = port;
+      environment = rank_environment(dist::launch_environment(launch));
     }
     std::vector<char*> argv = c_strings(args);
     std::vector<char*> envp = c_strings(environment);
