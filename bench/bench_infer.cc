@@ -12,9 +12,8 @@
 // Usage: bench_infer DATA_DIR VOCAB MAX_LENGTH CONFIG.json [CONFIG.json ...]
 // env BENCH_QUERIES=N: the first N queries of the run file only, for slow models;
 //     BENCH_TOKENS_PER_CALL=N: the engine's BertEngineOptions::tokens_per_call;
-//     BENCH_PAIRS_PER_CALL=N: the engine scores each query's candidates N at a time (small requests; with
-//     fewer
-//         than 4 pairs per thread one call at a time uses every thread);
+//     BENCH_PAIRS_PER_CALL=N: the engine scores each query's candidates N at a time (small requests: with
+//     fewer than 4 pairs per thread, one call at a time uses every thread);
 //     BENCH_PATHS=TEXT: only the paths whose label contains TEXT (e.g. "engine int8", for quick A/B runs);
 //     BENCH_THREADS="1 2": the thread counts;
 //     BENCH_NO_KERNELS=1: the engine without its own kernels (oneDNN GEMMs for attention and int8);
